@@ -1,0 +1,3 @@
+"""(package docstring is filled by the package's issue)."""
+
+__version__ = "0.1.0"
