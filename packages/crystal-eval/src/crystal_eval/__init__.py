@@ -1,3 +1,66 @@
-"""(package docstring is filled by the package's issue)."""
+"""crystal-eval: MP-20 generative metrics (the paper's Table 1) for any model's crystal output.
+
+Public API: :func:`evaluate` (everything at once) and one pure function per metric:
+:func:`structure_validity`, :func:`composition_validity`, :func:`uniqueness`, :func:`is_novel`,
+:func:`wasserstein`, :func:`js_distance`, :func:`cmd`, :func:`mean_pairwise_distance`, plus the
+feature functions :func:`crystalnn_fingerprint`, :func:`magpie_fingerprint`, :func:`symmetry_features`.
+The package does not import any model.
+"""
+
+from crystal_eval.evaluate import (
+    DEFAULT_SUBSETS,
+    METRIC_KEYS,
+    EvalConfig,
+    EvalResult,
+    evaluate,
+    evaluate_detailed,
+    format_table,
+)
+from crystal_eval.features import (
+    crystalnn_fingerprint,
+    magpie_fingerprint,
+    standardise_magpie,
+    symmetry_features,
+)
+from crystal_eval.io import InputError, load_items
+from crystal_eval.metrics import (
+    cmd,
+    js_distance,
+    mean_pairwise_distance,
+    space_group_histogram,
+    un_rate,
+    wasserstein,
+    wyckoff_dim_histogram,
+)
+from crystal_eval.novelty import is_novel, structures_match, uniqueness
+from crystal_eval.validity import composition_validity, structure_validity
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SUBSETS",
+    "METRIC_KEYS",
+    "EvalConfig",
+    "EvalResult",
+    "InputError",
+    "cmd",
+    "composition_validity",
+    "crystalnn_fingerprint",
+    "evaluate",
+    "evaluate_detailed",
+    "format_table",
+    "is_novel",
+    "js_distance",
+    "load_items",
+    "magpie_fingerprint",
+    "mean_pairwise_distance",
+    "space_group_histogram",
+    "standardise_magpie",
+    "structure_validity",
+    "structures_match",
+    "symmetry_features",
+    "un_rate",
+    "uniqueness",
+    "wasserstein",
+    "wyckoff_dim_histogram",
+]

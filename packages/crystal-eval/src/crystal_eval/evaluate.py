@@ -1,0 +1,555 @@
+"""The full evaluation: generated crystals + a training set (novelty) + a test set (distributions).
+
+Protocol (defaults follow the paper's Table 1; every choice is a parameter):
+
+1. Every generated crystal gets structural and compositional validity (percentages over *all* of them;
+   a crystal that cannot be read or built counts as invalid in both).
+2. The *valid* pool is struct_valid AND comp_valid AND the CrystalNN fingerprint succeeded (CDVAE).
+   A seeded permutation (``numpy.random.default_rng(seed)``) of the valid pool is walked in order; its
+   first ``n_eval`` members are the evaluation draw and its first ``n_un`` the U.N. draw (the same
+   crystals when ``n_eval == n_un``). If fewer are valid, all valid crystals are used and a warning is
+   recorded in ``meta``.
+3. U.N. rate over the U.N. draw: unique = matches no earlier kept crystal of the draw; novel = matches
+   no training crystal; StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5) within reduced-composition
+   buckets.
+4. Distribution metrics against *all* test crystals, diversity within the subset; the subset of each
+   metric is ``subsets[metric]``: ``"valid"`` (the evaluation draw, default), ``"all"`` (every built
+   crystal) or ``"un"`` (the unique-and-novel crystals of the U.N. draw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Structure
+
+from crystal_eval import metrics as M
+from crystal_eval.cache import FeatureCache
+from crystal_eval.features import (
+    BasicRecord,
+    RichRecord,
+    basic_record,
+    basic_record_from_item,
+    formula_key,
+    rich_record,
+    standardise_magpie,
+)
+from crystal_eval.io import (
+    InputError,
+    Item,
+    item_key,
+    item_to_structure,
+    items_from_structures,
+    load_items,
+    load_reference_cifs,
+    parse_cif,
+)
+from crystal_eval.novelty import ANGLE_TOL, LTOL, STOL, is_novel, uniqueness
+from crystal_eval.parallel import pmap
+from crystal_eval.validity import DEFAULT_CUTOFF, DEFAULT_MIN_VOLUME, validity_rate
+
+FEATURE_VERSION = 1
+
+METRIC_KEYS: tuple[str, ...] = (
+    "structural_validity",
+    "compositional_validity",
+    "un_rate",
+    "wasserstein_density",
+    "wasserstein_num_elements",
+    "jsd_space_group",
+    "jsd_wyckoff_dim",
+    "cmd_crystalnn",
+    "diversity_structure",
+    "diversity_composition",
+)
+SUBSET_METRICS: tuple[str, ...] = METRIC_KEYS[2:]
+SUBSET_CHOICES: dict[str, tuple[str, ...]] = {
+    "un_rate": ("valid", "all"),
+    **{k: ("valid", "all", "un") for k in METRIC_KEYS[3:]},
+}
+DEFAULT_SUBSETS: dict[str, str] = {k: "valid" for k in SUBSET_METRICS}
+
+
+@dataclass
+class EvalConfig:
+    """All knobs of the evaluation (defaults = the paper's protocol)."""
+
+    n_eval: int = 1000
+    n_un: int = 1000
+    seed: int = 0
+    subsets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SUBSETS))
+    symprec: float = 0.1
+    angle_tolerance: float = 5.0
+    cmd_moments: int = 50
+    cutoff: float = DEFAULT_CUTOFF
+    min_volume: float = DEFAULT_MIN_VOLUME
+    ltol: float = LTOL
+    stol: float = STOL
+    angle_tol: float = ANGLE_TOL
+    cnn_symmetry_reduce: bool = True
+    n_jobs: int | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise ValueError for inconsistent settings."""
+        if self.n_eval < 1 or self.n_un < 1:
+            raise ValueError("n_eval and n_un must be >= 1")
+        if self.cmd_moments < 1:
+            raise ValueError("cmd_moments must be >= 1")
+        for k, v in self.subsets.items():
+            if k not in SUBSET_CHOICES:
+                raise ValueError(f"unknown metric in subsets: {k!r} (choose from {list(SUBSET_CHOICES)})")
+            if v not in SUBSET_CHOICES[k]:
+                raise ValueError(f"subset for {k} must be one of {SUBSET_CHOICES[k]}, got {v!r}")
+        self.subsets = {**DEFAULT_SUBSETS, **self.subsets}
+
+
+@dataclass
+class EvalResult:
+    """The report (``report``), a per-crystal table (``details``) and what the plots need."""
+
+    report: dict[str, Any]
+    details: pd.DataFrame
+    plot_data: dict[str, Any]
+
+
+def _params_key(*parts: Any) -> str:
+    blob = json.dumps(
+        [FEATURE_VERSION, version("pymatgen"), version("matminer"), *parts], sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- workers (picklable)
+
+
+def _work_basic(item: Item, cutoff: float, min_volume: float) -> BasicRecord:
+    return basic_record_from_item(item, cutoff, min_volume)
+
+
+def _work_rich(item: Item, symprec: float, angle_tolerance: float, symmetry_reduce: bool) -> RichRecord:
+    try:
+        s = item_to_structure(item)
+    except Exception as exc:
+        return RichRecord(symmetry_error=str(exc), cnn_error=str(exc))
+    return rich_record(s, symprec, angle_tolerance, True, True, symmetry_reduce)
+
+
+def _work_reference(cif: str, symprec: float, angle_tolerance: float, symmetry_reduce: bool):
+    try:
+        s = parse_cif(cif)
+    except ValueError:
+        return None
+    b = basic_record(s)
+    r = rich_record(s, symprec, angle_tolerance, True, False, symmetry_reduce)
+    return b.formula, b.density, b.n_elements, r.space_group, r.wyckoff_dims, r.cnn
+
+
+def _work_formula(cif: str) -> str:
+    try:
+        return formula_key(parse_cif(cif))
+    except ValueError:
+        return ""
+
+
+def _work_novel(task: tuple[Item, list[str]], ltol: float, stol: float, angle_tol: float) -> bool:
+    item, candidates = task
+    return is_novel(item_to_structure(item), candidates, ltol, stol, angle_tol)
+
+
+# ----------------------------------------------------------------------------- reference sets
+
+
+@dataclass
+class TestReference:
+    """Features of the test set (what the distribution metrics compare against)."""
+
+    n: int
+    density: np.ndarray
+    n_elements: np.ndarray
+    space_groups: np.ndarray
+    wyckoff_hist: np.ndarray
+    cnn: np.ndarray  # (n_ok, 61)
+    n_failed: int
+
+
+def test_reference(
+    paths: str | Path | Sequence[str | Path], cfg: EvalConfig | None = None, cache: FeatureCache | None = None
+) -> TestReference:
+    """Features of every crystal in the test CSV(s); cached under the files' content hash."""
+    cfg = cfg or EvalConfig()
+    cache = cache or FeatureCache(None)
+    names, cifs, file_hash = load_reference_cifs(paths)
+    key = f"testref:{_params_key(cfg.symprec, cfg.angle_tolerance, cfg.cnn_symmetry_reduce)}:{file_hash}"
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    work = partial(
+        _work_reference,
+        symprec=cfg.symprec,
+        angle_tolerance=cfg.angle_tolerance,
+        symmetry_reduce=cfg.cnn_symmetry_reduce,
+    )
+    rows = pmap(work, cifs, cfg.n_jobs, desc="test-set features", progress=cfg.progress)
+    ok = [r for r in rows if r is not None]
+    if not ok:
+        raise InputError(f"no readable crystal in the test file(s) {paths}")
+    dims = [d for r in ok for d in r[4]]
+    ref = TestReference(
+        n=len(ok),
+        density=np.array([r[1] for r in ok], dtype=float),
+        n_elements=np.array([r[2] for r in ok], dtype=float),
+        space_groups=np.array([r[3] for r in ok], dtype=int),
+        wyckoff_hist=M.wyckoff_dim_histogram(dims),
+        cnn=np.array([r[5] for r in ok if r[5] is not None], dtype=float).reshape(-1, 61),
+        n_failed=len(rows) - len(ok),
+    )
+    cache.put(key, ref)
+    return ref
+
+
+@dataclass
+class TrainReference:
+    """Training CIFs bucketed by reduced composition (for novelty)."""
+
+    file_hash: str
+    n: int
+    buckets: dict[str, list[int]]
+    cifs: list[str]
+
+
+def train_reference(
+    paths: str | Path | Sequence[str | Path], cfg: EvalConfig | None = None, cache: FeatureCache | None = None
+) -> TrainReference:
+    """Read the training CSV(s) and bucket rows by reduced composition (the keys are cached)."""
+    cfg = cfg or EvalConfig()
+    cache = cache or FeatureCache(None)
+    _, cifs, file_hash = load_reference_cifs(paths)
+    key = f"trainkeys:{_params_key()}:{file_hash}"
+    keys = cache.get(key)
+    if keys is None:
+        keys = pmap(_work_formula, cifs, cfg.n_jobs, desc="training-set compositions", progress=cfg.progress)
+        cache.put(key, keys)
+    buckets: dict[str, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        if k:
+            buckets[k].append(i)
+    return TrainReference(file_hash=file_hash, n=len(cifs), buckets=dict(buckets), cifs=cifs)
+
+
+# ----------------------------------------------------------------------------- cached per-item stages
+
+
+def _cached_map(
+    prefix: str,
+    func,
+    items: Sequence[Item],
+    keys: Sequence[str],
+    cache: FeatureCache,
+    cfg: EvalConfig,
+    desc: str,
+) -> list[Any]:
+    full = [f"{prefix}:{k}" for k in keys]
+    got = cache.get_many(full)
+    todo = [i for i, k in enumerate(full) if k not in got]
+    if todo:
+        res = pmap(func, [items[i] for i in todo], cfg.n_jobs, desc=desc, progress=cfg.progress)
+        new = {full[i]: r for i, r in zip(todo, res, strict=True)}
+        cache.put_many(new)
+        got.update(new)
+    return [got[k] for k in full]
+
+
+def _as_items(samples: str | Path | Sequence[Structure | Item | None]) -> list[Item]:
+    if isinstance(samples, (str, Path)):
+        return load_items(samples)
+    samples = list(samples)
+    if samples and all(isinstance(s, Item) for s in samples):
+        return samples  # type: ignore[return-value]
+    return items_from_structures(samples)  # type: ignore[arg-type]
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def evaluate_detailed(
+    samples: str | Path | Sequence[Structure | Item | None],
+    train: str | Path | Sequence[str | Path],
+    test: str | Path | Sequence[str | Path],
+    config: EvalConfig | None = None,
+    cache: FeatureCache | None = None,
+) -> EvalResult:
+    """Run the whole evaluation; see the module docstring for the protocol.
+
+    ``samples``: a path understood by :func:`crystal_eval.io.load_items`, or a list of Structures (None
+    for a crystal that could not be built) or Items. ``train``/``test``: CDVAE CSV path(s).
+    Raises :class:`InputError` for missing/unreadable reference files or an empty sample set.
+    """
+    cfg = config or EvalConfig()
+    cfg.validate()
+    cache = cache if cache is not None else FeatureCache()
+    items = _as_items(samples)
+    if not items:
+        raise InputError("no generated crystals to evaluate")
+    # Read the references first so a missing file fails fast.
+    trainref = train_reference(train, cfg, cache)
+    testref = test_reference(test, cfg, cache)
+    warnings_: list[str] = []
+
+    keys = [item_key(it) for it in items]
+    basic: list[BasicRecord] = _cached_map(
+        f"basic:{_params_key(cfg.cutoff, cfg.min_volume)}",
+        partial(_work_basic, cutoff=cfg.cutoff, min_volume=cfg.min_volume),
+        items,
+        keys,
+        cache,
+        cfg,
+        "validity",
+    )
+    rich_prefix = f"rich:{_params_key(cfg.symprec, cfg.angle_tolerance, cfg.cnn_symmetry_reduce)}"
+    rich_func = partial(
+        _work_rich,
+        symprec=cfg.symprec,
+        angle_tolerance=cfg.angle_tolerance,
+        symmetry_reduce=cfg.cnn_symmetry_reduce,
+    )
+    rich: dict[int, RichRecord] = {}
+
+    def ensure_rich(idx: Sequence[int]) -> None:
+        todo = [i for i in idx if i not in rich]
+        if todo:
+            res = _cached_map(
+                rich_prefix,
+                rich_func,
+                [items[i] for i in todo],
+                [keys[i] for i in todo],
+                cache,
+                cfg,
+                "fingerprints",
+            )
+            rich.update(zip(todo, res, strict=True))
+
+    constructed = [i for i, b in enumerate(basic) if b.constructed]
+    pool = [i for i in constructed if basic[i].struct_valid and basic[i].comp_valid]
+    rng = np.random.default_rng(cfg.seed)
+    perm = [int(i) for i in rng.permutation(np.asarray(pool, dtype=int))]
+    need = max(cfg.n_eval, cfg.n_un)
+    accepted: list[int] = []
+    pos = 0
+    while len(accepted) < need and pos < len(perm):
+        batch = perm[pos : pos + (need - len(accepted))]
+        pos += len(batch)
+        ensure_rich(batch)
+        accepted += [i for i in batch if rich[i].cnn is not None]
+    n_fp_failed = pos - len(accepted)
+    eval_idx = accepted[: cfg.n_eval]
+    if len(eval_idx) < cfg.n_eval:
+        warnings_.append(f"only {len(eval_idx)} valid crystals (< n_eval={cfg.n_eval}); using all of them")
+
+    # ---- U.N. draw
+    if cfg.subsets["un_rate"] == "valid":
+        un_idx = accepted[: cfg.n_un]
+    else:
+        un_idx = [int(i) for i in np.random.default_rng(cfg.seed).permutation(constructed)[: cfg.n_un]]
+    if len(un_idx) < cfg.n_un:
+        warnings_.append(f"only {len(un_idx)} crystals for U.N. (< n_un={cfg.n_un})")
+    novel_prefix = f"novel:{_params_key(cfg.ltol, cfg.stol, cfg.angle_tol)}:{trainref.file_hash}"
+    tasks = [
+        (items[i], [trainref.cifs[j] for j in trainref.buckets.get(basic[i].formula, [])]) for i in un_idx
+    ]
+    novel_flags = _cached_map(
+        novel_prefix,
+        partial(_work_novel, ltol=cfg.ltol, stol=cfg.stol, angle_tol=cfg.angle_tol),
+        tasks,  # type: ignore[arg-type]
+        [keys[i] for i in un_idx],
+        cache,
+        cfg,
+        "novelty",
+    )
+    un_structs = [item_to_structure(items[i]) for i in un_idx]
+    unique_flags = uniqueness(
+        un_structs, [basic[i].formula for i in un_idx], cfg.ltol, cfg.stol, cfg.angle_tol
+    )
+    un_members = [i for i, u, n in zip(un_idx, unique_flags, novel_flags, strict=True) if u and n]
+
+    # ---- subsets for the distribution metrics
+    def subset(metric: str) -> list[int]:
+        choice = cfg.subsets[metric]
+        if choice == "valid":
+            return eval_idx
+        if choice == "un":
+            ensure_rich(un_members)
+            return un_members
+        ensure_rich(constructed)
+        return constructed
+
+    def cnn_rows(idx: Sequence[int]) -> np.ndarray:
+        return np.array([rich[i].cnn for i in idx if rich[i].cnn is not None], dtype=float).reshape(-1, 61)
+
+    report: dict[str, Any] = {
+        "structural_validity": validity_rate([b.struct_valid for b in basic]),
+        "compositional_validity": validity_rate([b.comp_valid for b in basic]),
+        "un_rate": M.un_rate(unique_flags, novel_flags),
+    }
+    idx = subset("wasserstein_density")
+    report["wasserstein_density"] = M.wasserstein([basic[i].density for i in idx], testref.density)
+    idx = subset("wasserstein_num_elements")
+    report["wasserstein_num_elements"] = M.wasserstein([basic[i].n_elements for i in idx], testref.n_elements)
+    idx = subset("jsd_space_group")
+    report["jsd_space_group"] = M.js_distance(
+        M.space_group_histogram(testref.space_groups),
+        M.space_group_histogram(rich[i].space_group for i in idx),
+    )
+    idx = subset("jsd_wyckoff_dim")
+    report["jsd_wyckoff_dim"] = M.js_distance(
+        testref.wyckoff_hist, M.wyckoff_dim_histogram(d for i in idx for d in rich[i].wyckoff_dims)
+    )
+    idx = subset("cmd_crystalnn")
+    report["cmd_crystalnn"] = M.cmd(testref.cnn, cnn_rows(idx), cfg.cmd_moments)
+    idx = subset("diversity_structure")
+    report["diversity_structure"] = M.mean_pairwise_distance(cnn_rows(idx))
+    idx = subset("diversity_composition")
+    mag = [rich[i].magpie for i in idx if rich[i].magpie is not None]
+    report["diversity_composition"] = M.mean_pairwise_distance(
+        standardise_magpie(np.array(mag, dtype=float).reshape(-1, 132))
+    )
+    report = {k: _nan_to_none(float(v)) for k, v in report.items()}
+
+    train_paths = [str(p) for p in ([train] if isinstance(train, (str, Path)) else train)]
+    test_paths = [str(p) for p in ([test] if isinstance(test, (str, Path)) else test)]
+    report["meta"] = {
+        "n_samples": len(items),
+        "n_constructed": len(constructed),
+        "n_struct_valid": sum(b.struct_valid for b in basic),
+        "n_comp_valid": sum(b.comp_valid for b in basic),
+        "n_struct_and_comp_valid": len(pool),
+        "n_fingerprint_failed_in_draw": n_fp_failed,
+        "n_eval": len(eval_idx),
+        "n_un": len(un_idx),
+        "n_unique": int(sum(unique_flags)),
+        "n_novel": int(sum(novel_flags)),
+        "n_unique_and_novel": len(un_members),
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "n_jobs")},
+        "conventions": {
+            "percentages": "structural_validity, compositional_validity and un_rate are in percent",
+            "js": "Jensen-Shannon distance (scipy.spatial.distance.jensenshannon), natural log, "
+            "range [0, sqrt(ln 2)]",
+            "density": "mass density in g/cm^3 (pymatgen Structure.density)",
+            "oxidation_states": "SMACT14 (frozen in crystal_eval/data/smact14.json)",
+            "symmetry_failure": "space group 1 (P1), every atom its own orbit of dimension 3",
+        },
+        "reference": {
+            "train": train_paths,
+            "test": test_paths,
+            "n_train": trainref.n,
+            "n_test": testref.n,
+            "n_test_unreadable": testref.n_failed,
+            "n_test_fingerprints": len(testref.cnn),
+        },
+        "versions": {
+            p: version(p) for p in ("crystal-eval", "pymatgen", "matminer", "spglib", "smact", "scipy")
+        },
+        "warnings": warnings_,
+    }
+
+    in_eval, in_un = (
+        set(eval_idx),
+        dict(zip(un_idx, zip(unique_flags, novel_flags, strict=True), strict=True)),
+    )
+    details = pd.DataFrame(
+        {
+            "index": range(len(items)),
+            "name": [it.name for it in items],
+            "constructed": [b.constructed for b in basic],
+            "error": [b.error or "" for b in basic],
+            "struct_valid": [b.struct_valid for b in basic],
+            "comp_valid": [b.comp_valid for b in basic],
+            "formula": [b.formula for b in basic],
+            "n_atoms": [b.n_atoms for b in basic],
+            "n_elements": [b.n_elements for b in basic],
+            "density": [b.density for b in basic],
+            "fingerprint_ok": [(rich[i].cnn is not None) if i in rich else None for i in range(len(items))],
+            "space_group": [rich[i].space_group if i in rich else None for i in range(len(items))],
+            "in_eval_subset": [i in in_eval for i in range(len(items))],
+            "in_un_subset": [i in in_un for i in range(len(items))],
+            "unique": [in_un[i][0] if i in in_un else None for i in range(len(items))],
+            "novel": [in_un[i][1] if i in in_un else None for i in range(len(items))],
+        }
+    )
+    plot_data = {
+        "sample_space_groups": [rich[i].space_group for i in eval_idx],
+        "test_space_groups": testref.space_groups,
+        "sample_n_elements": [basic[i].n_elements for i in eval_idx],
+        "test_n_elements": testref.n_elements,
+        "sample_density": [basic[i].density for i in eval_idx],
+        "test_density": testref.density,
+    }
+    return EvalResult(report=report, details=details, plot_data=plot_data)
+
+
+def evaluate(
+    structures: str | Path | Sequence[Structure | Item | None],
+    train: str | Path | Sequence[str | Path],
+    test: str | Path | Sequence[str | Path],
+    *,
+    n_eval: int = 1000,
+    n_un: int = 1000,
+    seed: int = 0,
+    subsets: Mapping[str, str] | None = None,
+    n_jobs: int | None = None,
+    cache_dir: str | Path | None = "default",
+    progress: bool = True,
+    **config: Any,
+) -> dict[str, Any]:
+    """Evaluate generated crystals; returns the report dict (metric keys + ``meta``).
+
+    ``cache_dir``: ``"default"`` (``$CRYSTAL_EVAL_CACHE`` or ``~/.cache/crystal-eval``), a folder, or
+    None to disable caching. Other keyword arguments are :class:`EvalConfig` fields.
+    """
+    cfg = EvalConfig(
+        n_eval=n_eval,
+        n_un=n_un,
+        seed=seed,
+        subsets=dict(subsets or {}),
+        n_jobs=n_jobs,
+        progress=progress,
+        **config,
+    )
+    return evaluate_detailed(structures, train, test, cfg, FeatureCache(cache_dir)).report
+
+
+def format_table(report: Mapping[str, Any], label: str = "samples") -> str:
+    """A Table-1-style text table of a report."""
+    cols = [
+        ("Struct. valid %", "structural_validity", "{:.2f}"),
+        ("Comp. valid %", "compositional_validity", "{:.2f}"),
+        ("U.N. %", "un_rate", "{:.2f}"),
+        ("W_rho", "wasserstein_density", "{:.4f}"),
+        ("W_Nel", "wasserstein_num_elements", "{:.4f}"),
+        ("JSD_G", "jsd_space_group", "{:.4f}"),
+        ("JSD_dWyck", "jsd_wyckoff_dim", "{:.4f}"),
+        ("CMD", "cmd_crystalnn", "{:.4f}"),
+        ("Div. struct", "diversity_structure", "{:.4f}"),
+        ("Div. comp", "diversity_composition", "{:.3f}"),
+    ]
+    head = ["model"] + [c[0] for c in cols]
+    vals = [label] + [fmt.format(report[k]) if report.get(k) is not None else "n/a" for _, k, fmt in cols]
+    widths = [max(len(h), len(v)) for h, v in zip(head, vals, strict=True)]
+    line = " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+    sep = "-+-".join("-" * w for w in widths)
+    row = " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))
+    return f"{line}\n{sep}\n{row}"

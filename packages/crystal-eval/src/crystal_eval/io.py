@@ -1,0 +1,356 @@
+"""Reading generated crystals and reference sets.
+
+Generated crystals are read into a list of :class:`Item` (a name plus a *raw* payload: CIF text, a
+record dict, a pymatgen ``Structure``, or an error message for an unreadable entry). Parsing into
+``Structure`` happens later, in the worker processes, so that a broken entry only makes that crystal
+invalid and never stops the run.
+
+Supported sample inputs (by path):
+
+* a folder of ``*.cif`` files (sorted by name) or a ``.zip`` holding ``*.cif`` members;
+* an extended-XYZ file (``.extxyz`` / ``.xyz``) with ``Lattice="..."`` in each comment line;
+* a JSON-lines file (``.jsonl``): one record per line, see :func:`record_to_structure`;
+* a CSV in the CDVAE layout (``.csv``, ``.csv.gz``, ``.csv.xz``): a ``cif`` column.
+
+Reference sets are CDVAE-layout CSVs (full MP-20 or the partial files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Lattice, Structure
+
+
+class InputError(ValueError):
+    """Raised for inputs that cannot be evaluated at all (missing file, unknown format, no crystals)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One generated crystal as read from disk: ``payload`` is CIF text, a record, a Structure or None.
+
+    ``error`` is set when the entry could not even be read (it then counts as an invalid crystal).
+    """
+
+    name: str
+    payload: Any
+    error: str | None = None
+
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".csv.bz2", ".csv.zip")
+
+
+def _is_csv(path: Path) -> bool:
+    return any(path.name.lower().endswith(s) for s in CSV_SUFFIXES)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (the cache key of reference files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_cdvae_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CDVAE-layout CSV (plain or compressed); it must have a ``cif`` column."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"reference/sample file not found: {p}")
+    try:
+        df = pd.read_csv(p)
+    except Exception as exc:  # pandas raises many types
+        raise InputError(f"cannot read CSV {p}: {exc}") from exc
+    if "cif" not in df.columns:
+        raise InputError(f"{p} has no 'cif' column (CDVAE layout expected; columns: {list(df.columns)})")
+    return df
+
+
+def _csv_names(df: pd.DataFrame) -> list[str]:
+    if "material_id" in df.columns:
+        return [str(x) for x in df["material_id"]]
+    return [str(i) for i in range(len(df))]
+
+
+def parse_cif(text: str) -> Structure:
+    """Parse CIF text into an ordered Structure (first block); raises ValueError on any problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty CIF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            s = Structure.from_str(text, fmt="cif")
+        except Exception as exc:
+            raise ValueError(f"unreadable CIF: {type(exc).__name__}: {exc}".strip()) from exc
+    if not s.is_ordered:
+        raise ValueError("disordered structure (partial occupancies) is not supported")
+    return s
+
+
+def record_to_structure(rec: dict[str, Any]) -> Structure:
+    """Build a Structure from an AsuCrystal-like record.
+
+    Accepted keys: ``cif`` (CIF text), or a lattice (``lattice``/``lattice_matrix``: 3x3 matrix in Å,
+    or ``lattice_params``: a,b,c,alpha,beta,gamma, or ``lengths`` + ``angles``) plus species
+    (``species``/``elements``/``atom_types``/``numbers``: symbols or atomic numbers) plus positions
+    (``frac_coords``, or ``cart_coords``/``positions`` in Å). Raises ValueError when incomplete.
+    Non-finite numbers are kept (the crystal is then structurally invalid, not a crash).
+    """
+    if not isinstance(rec, dict):
+        raise ValueError(f"record is a {type(rec).__name__}, expected an object")
+    if rec.get("cif"):
+        return parse_cif(rec["cif"])
+    lattice: Lattice
+    if rec.get("lattice") is not None or rec.get("lattice_matrix") is not None:
+        m = np.asarray(rec.get("lattice", rec.get("lattice_matrix")), dtype=float)
+        if m.shape == (6,):
+            lattice = Lattice.from_parameters(*m)
+        elif m.shape == (3, 3):
+            lattice = Lattice(m)
+        else:
+            raise ValueError(f"lattice must be 3x3 or 6 parameters, got shape {m.shape}")
+    elif rec.get("lattice_params") is not None:
+        lattice = Lattice.from_parameters(*np.asarray(rec["lattice_params"], dtype=float))
+    elif rec.get("lengths") is not None and rec.get("angles") is not None:
+        lattice = Lattice.from_parameters(
+            *np.asarray(rec["lengths"], float), *np.asarray(rec["angles"], float)
+        )
+    else:
+        raise ValueError(
+            "record has no 'cif' and no lattice ('lattice', 'lattice_params', 'lengths'+'angles')"
+        )
+    species = next((rec[k] for k in ("species", "elements", "atom_types", "numbers") if k in rec), None)
+    if species is None:
+        raise ValueError("record has no species ('species', 'elements', 'atom_types' or 'numbers')")
+    species = [int(x) if isinstance(x, (int, np.integer, float)) else str(x) for x in species]
+    if rec.get("frac_coords") is not None:
+        coords, cart = np.asarray(rec["frac_coords"], dtype=float), False
+    elif rec.get("cart_coords", rec.get("positions")) is not None:
+        coords, cart = np.asarray(rec.get("cart_coords", rec.get("positions")), dtype=float), True
+    else:
+        raise ValueError("record has no 'frac_coords' or 'cart_coords'")
+    coords = coords.reshape(-1, 3) if coords.size else np.zeros((0, 3))
+    if len(species) != len(coords):
+        raise ValueError(f"{len(species)} species but {len(coords)} coordinates")
+    if len(species) == 0:
+        raise ValueError("record has no atoms")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure(lattice, species, coords, coords_are_cartesian=cart)
+
+
+def item_to_structure(item: Item) -> Structure:
+    """Turn an :class:`Item` into a Structure; raises ValueError with a readable message on failure."""
+    if item.error is not None:
+        raise ValueError(item.error)
+    p = item.payload
+    if isinstance(p, Structure):
+        return p
+    if isinstance(p, str):
+        return parse_cif(p)
+    if isinstance(p, dict):
+        return record_to_structure(p)
+    raise ValueError(f"cannot interpret payload of type {type(p).__name__}")
+
+
+def structure_key(s: Structure) -> str:
+    """Content hash of a Structure (lattice, species, fractional coordinates rounded to 1e-6)."""
+    h = hashlib.sha256(b"structure:v1\n")
+    h.update((np.round(s.lattice.matrix, 6) + 0.0).tobytes())
+    h.update("|".join(str(sp) for sp in s.species).encode())
+    h.update((np.round(s.frac_coords, 6) + 0.0).tobytes())
+    return h.hexdigest()
+
+
+def item_key(item: Item) -> str:
+    """Content hash of an item's payload (the per-crystal cache key)."""
+    p = item.payload
+    if item.error is not None:
+        return hashlib.sha256(f"error:{item.error}".encode()).hexdigest()
+    if isinstance(p, Structure):
+        return structure_key(p)
+    if isinstance(p, str):
+        return hashlib.sha256(b"cif:" + p.encode()).hexdigest()
+    try:
+        blob = json.dumps(p, sort_keys=True, default=str)
+    except TypeError:
+        blob = repr(p)
+    return hashlib.sha256(b"record:" + blob.encode()).hexdigest()
+
+
+def _read_extxyz(path: Path) -> list[Item]:
+    """Minimal extended-XYZ reader: needs ``Lattice="..."``; positions are Cartesian (Å)."""
+    import re
+    import shlex
+
+    lines = path.read_text().splitlines()
+    items: list[Item] = []
+    i, frame = 0, 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        name = f"{path.name}#{frame}"
+        try:
+            n = int(lines[i].split()[0])
+        except (ValueError, IndexError):
+            items.append(Item(name, None, f"bad extxyz atom-count line {i + 1}: {lines[i][:60]!r}"))
+            break
+        comment = lines[i + 1] if i + 1 < len(lines) else ""
+        body = lines[i + 2 : i + 2 + n]
+        i += 2 + n
+        frame += 1
+        try:
+            m = re.search(r'Lattice\s*=\s*"([^"]*)"', comment, flags=re.IGNORECASE)
+            if m is None:
+                raise ValueError('no Lattice="..." in the comment line')
+            lat = np.array([float(x) for x in m.group(1).split()], dtype=float)
+            if lat.size != 9:
+                raise ValueError("Lattice must have 9 numbers")
+            props = re.search(r"Properties\s*=\s*(\S+)", comment, flags=re.IGNORECASE)
+            sp_col, pos_col = 0, 1
+            if props:
+                fields = props.group(1).split(":")
+                col = 0
+                for k in range(0, len(fields) - 2, 3):
+                    key, ncols = fields[k].lower(), int(fields[k + 2])
+                    if key == "species":
+                        sp_col = col
+                    elif key == "pos":
+                        pos_col = col
+                    col += ncols
+            if len(body) != n:
+                raise ValueError(f"expected {n} atom lines, found {len(body)}")
+            species, pos = [], []
+            for row in body:
+                tok = shlex.split(row)
+                species.append(tok[sp_col])
+                pos.append([float(t) for t in tok[pos_col : pos_col + 3]])
+            m_name = re.search(r'(?:^|\s)(?:name|id)\s*=\s*"?([^"\s]+)', comment)
+            items.append(
+                Item(
+                    m_name.group(1) if m_name else name,
+                    {"lattice": lat.reshape(3, 3).tolist(), "species": species, "cart_coords": pos},
+                )
+            )
+        except Exception as exc:
+            items.append(Item(name, None, f"bad extxyz frame: {exc}"))
+    return items
+
+
+def _read_jsonl(path: Path) -> list[Item]:
+    items: list[Item] = []
+    for k, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        name = f"{path.name}:{k + 1}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            items.append(Item(name, None, f"bad JSON on line {k + 1}: {exc}"))
+            continue
+        if isinstance(rec, dict):
+            name = str(rec.get("id", rec.get("name", rec.get("material_id", name))))
+        items.append(Item(name, rec))
+    return items
+
+
+def _read_text_or_error(name: str, data: bytes) -> Item:
+    try:
+        return Item(name, data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Item(name, None, f"not UTF-8 text: {exc}")
+
+
+def load_items(path: str | Path) -> list[Item]:
+    """Read generated crystals from a folder/zip of CIFs, an extxyz, a JSONL or a CDVAE CSV file.
+
+    Raises :class:`InputError` when the path is missing, the format is unknown or nothing is found.
+    Individual unreadable entries become items with ``error`` set.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"samples not found: {p}")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".cif")
+        items = [_read_text_or_error(f.name, f.read_bytes()) for f in files]
+    elif p.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = sorted(n for n in zf.namelist() if n.lower().endswith(".cif") and not n.endswith("/"))
+                items = [_read_text_or_error(n, zf.read(n)) for n in names]
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{p} is not a readable zip file: {exc}") from exc
+    elif p.suffix.lower() in (".extxyz", ".xyz"):
+        items = _read_extxyz(p)
+    elif p.suffix.lower() in (".jsonl", ".ndjson"):
+        items = _read_jsonl(p)
+    elif p.suffix.lower() == ".cif":
+        items = [_read_text_or_error(p.name, p.read_bytes())]
+    elif _is_csv(p):
+        df = read_cdvae_csv(p)
+        items = [
+            Item(n, c if isinstance(c, str) else None, None if isinstance(c, str) else "empty CIF field")
+            for n, c in zip(_csv_names(df), df["cif"], strict=True)
+        ]
+    else:
+        raise InputError(
+            f"unknown sample format for {p}: expected a folder or .zip of .cif files, .extxyz/.xyz, .jsonl "
+            "or a CDVAE .csv(.gz/.xz)"
+        )
+    if not items:
+        raise InputError(f"no crystals found in {p}")
+    return items
+
+
+def items_from_structures(
+    structures: Iterable[Structure | None], names: Sequence[str] | None = None
+) -> list[Item]:
+    """Wrap in-memory Structures (``None`` = a crystal that could not be built) as items."""
+    out = []
+    for k, s in enumerate(structures):
+        name = names[k] if names is not None else str(k)
+        out.append(Item(name, s) if s is not None else Item(name, None, "no structure (None)"))
+    return out
+
+
+def load_reference_cifs(paths: str | Path | Sequence[str | Path]) -> tuple[list[str], list[str], str]:
+    """Read one or more CDVAE CSVs; return ``(names, cif_texts, combined content hash)``.
+
+    Raises :class:`InputError` when a file is missing or has no ``cif`` column.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if not paths:
+        raise InputError("no reference file given")
+    names: list[str] = []
+    cifs: list[str] = []
+    h = hashlib.sha256(b"reference:v1\n")
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise InputError(f"reference file not found: {p}")
+        h.update(file_sha256(p).encode())
+        df = read_cdvae_csv(p)
+        names += _csv_names(df)
+        cifs += [c if isinstance(c, str) else "" for c in df["cif"]]
+    if not cifs:
+        raise InputError(f"reference file(s) {list(map(str, paths))} contain no rows")
+    return names, cifs, h.hexdigest()
+
+
+def is_finite_number(x: float) -> bool:
+    """True for a finite float (NaN/inf are False)."""
+    return isinstance(x, (int, float)) and math.isfinite(x)
