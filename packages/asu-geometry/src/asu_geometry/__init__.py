@@ -1,3 +1,49 @@
-"""(package docstring is filled by the package's issue)."""
+"""Exact asymmetric units and Wyckoff shapes of the 230 space groups, and a crystal <-> ASU codec.
+
+Coordinates are fractional coordinates of the conventional cell in the ITA standard setting used by
+pyxtal ``Group(n)`` (origin choice 2, hexagonal axes for R groups). The asymmetric units are those of
+Grosse-Kunstleve, Wong, Mustyakimov & Adams, Acta Cryst. A67 (2011) 269, exact at their boundary.
+
+>>> import asu_geometry as ag
+>>> [wp.label for wp in ag.wyckoff_positions(62)]
+['4a', '4b', '4c', '8d']
+>>> ag.asu(62).contains(["1/2", "0", "0"])
+True
+>>> ag.to_asu_point(227, ["1/2", "1/2", "1/2"], tol=0)[1]
+'d'
+"""
+
+from .canonical import AsuPoints, to_asu_point, to_asu_point_exact, to_asu_points
+from .crystal import AsuCrystal, AsuSite, read_structure, structure_from_cif_string, to_asu
+from .errors import (
+    AsuGeometryError,
+    CanonicalizationError,
+    CifReadError,
+    DisorderedStructureError,
+    InvalidSpaceGroupError,
+    SymmetryNotFoundError,
+    UnknownWyckoffPositionError,
+)
+from .tables import (
+    AsymmetricUnit,
+    SpaceGroup,
+    WyckoffPosition,
+    WyckoffShape,
+    all_wyckoff_positions,
+    asu,
+    load_all,
+    space_group,
+    wyckoff_index,
+    wyckoff_positions,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AsuCrystal", "AsuGeometryError", "AsuPoints", "AsuSite", "AsymmetricUnit", "CanonicalizationError",
+    "CifReadError", "DisorderedStructureError", "InvalidSpaceGroupError", "SpaceGroup",
+    "SymmetryNotFoundError", "UnknownWyckoffPositionError", "WyckoffPosition", "WyckoffShape",
+    "all_wyckoff_positions", "asu", "load_all", "read_structure", "space_group",
+    "structure_from_cif_string", "to_asu", "to_asu_point", "to_asu_point_exact", "to_asu_points",
+    "wyckoff_index", "wyckoff_positions",
+]

@@ -1,0 +1,252 @@
+"""Map points onto their unique representative in the exact ASU and identify their Wyckoff position.
+
+Float path (:func:`to_asu_points`, vectorised): for each point ``x``
+
+1. *snap*: the operations g with ``g(x) = x`` modulo lattice translations within ``tol`` form the
+   (approximate) site-symmetry group S; ``x`` is replaced by the average of ``g(x) + n_g`` over S, the
+   orthogonal projection onto the fixed subspace of S (repeated until S is stable);
+2. *representative*: among all images ``g(x) + L``, the ones inside the exact ASU are found with the
+   boundary rules of :class:`asu_geometry.cuts.Cut` (distance ``<= 1e-9`` to a plane counts as *on* it);
+3. *classification*: the representative is matched to the shape (point, segment, polygon, interior) of
+   the Wyckoff position whose stabilizer order equals ``|S|``, and projected onto that shape's chart.
+
+Exact path (:func:`to_asu_point_exact`): the same on rationals, without tolerances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import product
+from math import ceil, floor
+from typing import Any
+
+import numpy as np
+
+from ._rational import Vec3
+from .errors import CanonicalizationError
+from .tables import SpaceGroup, WyckoffPosition, WyckoffShape, space_group
+
+BOUNDARY_EPS = 1e-9
+_SHIFTS = np.array(list(product((0.0, 1.0), repeat=3)))  # base is in [lo - eps, lo + 1 - eps)
+
+
+@dataclass(frozen=True)
+class AsuPoints:
+    """Result of :func:`to_asu_points` for n input points."""
+
+    frac: np.ndarray  # (n, 3) representatives inside the exact ASU, snapped onto their shape
+    wyckoff_index: np.ndarray  # (n,) index into ``space_group(sg).wyckoff_positions``
+    shape_index: np.ndarray  # (n,) index into that position's ``shapes``
+    params: np.ndarray  # (n, 3) chart parameters on the shape (first ``shape.dim`` columns; rest NaN)
+    letters: list[str]
+
+
+def _snap(g: SpaceGroup, x: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Project points onto the fixed subspace of their approximate site-symmetry group."""
+    for _ in range(4):
+        d = g.apply(x) - x[:, None, :]
+        d -= np.round(d)
+        near = np.linalg.norm(d, axis=-1) <= tol  # (n, N), the identity is always near
+        new = x + (d * near[..., None]).sum(1) / near.sum(1, keepdims=True)
+        if np.allclose(new, x, atol=1e-13, rtol=0):
+            x = new
+            break
+        x = new
+    d = g.apply(x) - x[:, None, :]
+    d -= np.round(d)
+    near = np.linalg.norm(d, axis=-1) <= max(tol, 1e-8)
+    return x, near.sum(1)
+
+
+def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
+    """The image of each point inside the exact ASU (vectorised over points, operations and shifts).
+
+    Ties (two numerically distinct candidates, possible only from rounding at the 1e-9 level) resolve
+    to the first candidate in operation order; when no candidate passes (rounding again), the candidate
+    closest to the closed ASU is taken.
+    """
+    lo = np.array([float(v) for v in g.asu.box_min])
+    y = g.apply(x)  # (n, N, 3)
+    base = y - np.floor(y - lo + BOUNDARY_EPS)
+    cand = (base[:, :, None, :] + _SHIFTS).reshape(len(x), -1, 3)  # (n, 8N, 3)
+    inside = g.asu.contains(cand, tol=BOUNDARY_EPS)
+    first = np.argmax(inside, axis=1)
+    none = ~inside.any(axis=1)
+    if np.any(none):
+        first[none] = np.argmax(g.asu.margin(cand[none]), axis=1)
+    return cand[np.arange(len(x)), first]
+
+
+def _shape_distance(shape: WyckoffShape, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of points to a shape (in fractional units) and their chart parameters (clipped)."""
+    if shape.dim == 0:
+        return np.linalg.norm(x - shape.origin_array, axis=-1), np.zeros((len(x), 0))
+    if shape.dim == 3:
+        return np.zeros(len(x)), x.copy()
+    params = shape.to_params(x)
+    if shape.dim == 1:
+        clipped = np.clip(params, 0.0, 1.0)
+    else:
+        clipped = _clip_to_polygon(shape.chart_vertices_array, params)
+    return np.linalg.norm(shape.to_frac(clipped) - x, axis=-1), params
+
+
+def _clip_to_polygon(poly: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Nearest points of a convex polygon (CCW vertices) to points uv, in chart coordinates."""
+    inside = np.ones(len(uv), dtype=bool)
+    k = len(poly)
+    for i in range(k):
+        a, b = poly[i], poly[(i + 1) % k]
+        e = b - a
+        inside &= (e[0] * (uv[:, 1] - a[1]) - e[1] * (uv[:, 0] - a[0])) >= -1e-12
+    best = uv.copy()
+    if np.all(inside):
+        return best
+    bestd = np.full(len(uv), np.inf)
+    for i in range(k):
+        a, b = poly[i], poly[(i + 1) % k]
+        e = b - a
+        t = np.clip(((uv - a) @ e) / (e @ e), 0, 1)
+        q = a + t[:, None] * e
+        dd = np.linalg.norm(uv - q, axis=-1)
+        upd = (~inside) & (dd < bestd)
+        best[upd], bestd[upd] = q[upd], dd[upd]
+    return best
+
+
+def to_asu_points(sg: int, frac: Any, tol: float = 1e-3) -> AsuPoints:
+    """Vectorised canonicalisation of points (n, 3) of space group ``sg``; see the module docstring.
+
+    ``tol`` is in fractional units: points within ``tol`` of a special position are snapped onto it.
+    """
+    g = space_group(sg)
+    x = np.atleast_2d(np.asarray(frac, dtype=float))
+    if x.shape[-1] != 3 or x.ndim != 2:
+        raise ValueError(f"expected fractional coordinates of shape (3,) or (n, 3), got {np.shape(frac)}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("fractional coordinates must be finite")
+    x = x - np.floor(x)
+    x, stab = _snap(g, x, tol)
+    rep = _representatives(g, x)
+    n = len(x)
+    wyck = np.full(n, -1)
+    shp = np.full(n, -1)
+    best = np.full(n, np.inf)
+    params = np.full((n, 3), np.nan)
+    snapped = rep.copy()
+    for wi, wp in enumerate(g.wyckoff_positions):
+        sel = np.nonzero(stab == wp.stabilizer_order)[0]
+        if len(sel) == 0:
+            continue
+        for si, shape in enumerate(wp.shapes):
+            dist, prm = _shape_distance(shape, rep[sel])
+            upd = dist < best[sel]
+            idx = sel[upd]
+            best[idx], wyck[idx], shp[idx] = dist[upd], wi, si
+            params[idx] = np.nan
+            params[idx, : shape.dim] = prm[upd]
+            snapped[idx] = shape.to_frac(prm[upd]) if shape.dim else shape.origin_array
+    bad = np.nonzero(best > max(10 * tol, 1e-6))[0]
+    if len(bad):
+        i = bad[0]
+        raise CanonicalizationError(
+            f"space group {sg}: point {x[i].tolist()} (ASU image {rep[i].tolist()}, site-symmetry order "
+            f"{stab[i]}) matches no Wyckoff shape within tolerance (distance {best[i]:.2e})")
+    letters = [g.wyckoff_positions[w].letter for w in wyck]
+    return AsuPoints(snapped, wyck, shp, params, letters)
+
+
+def to_asu_point(sg: int, frac: Any, tol: float = 1e-3) -> tuple[np.ndarray | Vec3, str]:
+    """The unique representative in the exact ASU of the orbit of ``frac`` and its Wyckoff letter.
+
+    Float input: snapped onto the special position within ``tol`` (fractional units). Rational input
+    (Fractions, ints or strings) with ``tol=0`` is handled exactly by :func:`to_asu_point_exact`.
+    """
+    values = list(frac) if not isinstance(frac, np.ndarray) else frac.tolist()
+    if tol == 0 and all(isinstance(v, (Fraction, int, str)) for v in values):
+        p, wp, _ = to_asu_point_exact(sg, values)
+        return p, wp.letter
+    res = to_asu_points(sg, np.asarray(values, dtype=float)[None, :], tol)
+    return res.frac[0], res.letters[0]
+
+
+def orbit_representatives_exact(sg: int, frac: Sequence[Any]) -> list[Vec3]:
+    """All distinct images ``g(x) + L`` of a rational point that lie in the exact ASU (exactly one)."""
+    g = space_group(sg)
+    x = tuple(Fraction(v) for v in frac)
+    lo, hi = g.asu.box_min, g.asu.box_max
+    found: list[Vec3] = []
+    for r, t in g.exact_ops():
+        y = tuple(sum(int(r[i, j]) * x[j] for j in range(3)) + t[i] for i in range(3))
+        ranges = [range(ceil(lo[i] - y[i]), floor(hi[i] - y[i]) + 1) for i in range(3)]
+        for L in product(*ranges):
+            p = (y[0] + L[0], y[1] + L[1], y[2] + L[2])
+            if p not in found and g.asu.contains_exact(p):
+                found.append(p)
+    return found
+
+
+def stabilizer_order_exact(sg: int, frac: Sequence[Any]) -> int:
+    """Number of operations fixing a rational point modulo lattice translations."""
+    g = space_group(sg)
+    x = tuple(Fraction(v) for v in frac)
+    count = 0
+    for r, t in g.exact_ops():
+        y = [sum(int(r[i, j]) * x[j] for j in range(3)) + t[i] for i in range(3)]
+        if all((y[i] - x[i]).denominator == 1 for i in range(3)):
+            count += 1
+    return count
+
+
+def shape_contains_exact(shape: WyckoffShape, p: Sequence[Fraction]) -> bool:
+    """Exact membership of a point in a shape's closure (segments and polygons include their boundary)."""
+    d = [p[i] - shape.origin[i] for i in range(3)]
+    if shape.dim == 0:
+        return all(v == 0 for v in d)
+    if shape.dim == 3:
+        return True
+    if shape.dim == 1:
+        b = shape.basis[0]
+        k = next(i for i in range(3) if b[i] != 0)
+        s = d[k] / b[k]
+        return all(d[i] == s * b[i] for i in range(3)) and 0 <= s <= 1
+    b1, b2 = shape.basis
+    # solve d = u b1 + v b2 with a non-singular 2x2 minor
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        det = b1[i] * b2[j] - b1[j] * b2[i]
+        if det != 0:
+            u = (d[i] * b2[j] - d[j] * b2[i]) / det
+            v = (b1[i] * d[j] - b1[j] * d[i]) / det
+            break
+    if any(d[k] != u * b1[k] + v * b2[k] for k in range(3)):
+        return False
+    poly = shape.chart_vertices
+    m = len(poly)
+    for i in range(m):
+        (ax, ay), (bx, by) = poly[i], poly[(i + 1) % m]
+        if (bx - ax) * (v - ay) - (by - ay) * (u - ax) < 0:
+            return False
+    return True
+
+
+def to_asu_point_exact(sg: int, frac: Sequence[Any]) -> tuple[Vec3, WyckoffPosition, int]:
+    """Exact canonicalisation of a rational point: (representative, Wyckoff position, shape index).
+
+    Raises :class:`CanonicalizationError` if the orbit does not have exactly one representative in the
+    exact ASU or the representative lies on no shape of the position with its stabilizer order
+    (neither can happen for a correct table).
+    """
+    reps = orbit_representatives_exact(sg, frac)
+    if len(reps) != 1:
+        raise CanonicalizationError(f"space group {sg}: orbit of {frac} has {len(reps)} representatives in the ASU")
+    p = reps[0]
+    order = stabilizer_order_exact(sg, p)
+    for wp in space_group(sg).wyckoff_positions:
+        if wp.stabilizer_order != order:
+            continue
+        for si, shape in enumerate(wp.shapes):
+            if shape_contains_exact(shape, p):
+                return p, wp, si
+    raise CanonicalizationError(f"space group {sg}: {p} (stabilizer order {order}) lies on no Wyckoff shape")

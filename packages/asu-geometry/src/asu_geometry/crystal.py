@@ -1,0 +1,254 @@
+"""Crystal <-> asymmetric-unit representation.
+
+:func:`to_asu` turns a pymatgen :class:`~pymatgen.core.Structure` into an :class:`AsuCrystal`: the space
+group (spglib, called with the Hall number of the table's setting so that origin choice 2 and hexagonal
+axes are used), the conventional lattice parameters (with the crystal family's equalities imposed
+exactly), and one site per orbit: element, Wyckoff letter, shape index and fractional coordinates of
+the orbit's unique representative inside the exact ASU. :meth:`AsuCrystal.to_structure` expands it back.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .canonical import to_asu_points
+from .errors import (
+    CanonicalizationError,
+    CifReadError,
+    DisorderedStructureError,
+    SymmetryNotFoundError,
+)
+from .tables import space_group
+
+DICT_FORMAT = "asu-crystal/1"
+
+
+@dataclass(frozen=True)
+class AsuSite:
+    """One orbit of the crystal: its element and its representative inside the exact ASU."""
+
+    element: str
+    wyckoff: str
+    shape_index: int
+    frac_coords: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"element": self.element, "wyckoff": self.wyckoff, "shape_index": self.shape_index,
+                "frac_coords": list(self.frac_coords)}
+
+
+@dataclass(frozen=True)
+class AsuCrystal:
+    """A crystal as its space group, conventional lattice and asymmetric-unit sites.
+
+    Lengths in Angstrom, angles in degrees. Sites are ordered by Wyckoff position (table order: 'a'
+    first), then atomic number, then coordinates.
+    """
+
+    space_group: int
+    lattice: tuple[float, float, float, float, float, float]
+    sites: tuple[AsuSite, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        g = space_group(self.space_group)  # validates the number
+        from pymatgen.core import Element
+
+        for s in self.sites:
+            if not Element.is_valid_symbol(s.element):
+                raise ValueError(f"unknown element symbol {s.element!r}")
+            wp = g.wyckoff(s.wyckoff)
+            if not 0 <= s.shape_index < len(wp.shapes):
+                raise ValueError(f"shape index {s.shape_index} out of range for {g.number}{wp.label}")
+        if len(self.lattice) != 6 or not all(np.isfinite(self.lattice)):
+            raise ValueError(f"lattice must be six finite numbers (a, b, c, alpha, beta, gamma), got {self.lattice}")
+
+    @property
+    def a(self) -> float:
+        return self.lattice[0]
+
+    @property
+    def b(self) -> float:
+        return self.lattice[1]
+
+    @property
+    def c(self) -> float:
+        return self.lattice[2]
+
+    @property
+    def alpha(self) -> float:
+        return self.lattice[3]
+
+    @property
+    def beta(self) -> float:
+        return self.lattice[4]
+
+    @property
+    def gamma(self) -> float:
+        return self.lattice[5]
+
+    @property
+    def num_atoms(self) -> int:
+        """Atoms in the conventional cell."""
+        g = space_group(self.space_group)
+        return sum(g.wyckoff(s.wyckoff).multiplicity for s in self.sites)
+
+    def to_structure(self) -> Any:
+        """The conventional-cell pymatgen ``Structure`` (each orbit expanded once, no duplicate sites)."""
+        from pymatgen.core import Lattice, Structure
+
+        g = space_group(self.space_group)
+        species, coords = [], []
+        for s in self.sites:
+            orbit = expand_orbit(self.space_group, np.asarray(s.frac_coords))
+            mult = g.wyckoff(s.wyckoff).multiplicity
+            if len(orbit) != mult:
+                raise CanonicalizationError(
+                    f"site {s.element} {mult}{s.wyckoff} at {s.frac_coords} expands to {len(orbit)} positions")
+            species += [s.element] * len(orbit)
+            coords.append(orbit)
+        lat = Lattice.from_parameters(*self.lattice)
+        xyz = np.concatenate(coords) if coords else np.zeros((0, 3))
+        return Structure(lat, species, xyz)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"@format": DICT_FORMAT, "space_group": self.space_group, "lattice": list(self.lattice),
+                "sites": [s.to_dict() for s in self.sites]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AsuCrystal:
+        if d.get("@format", DICT_FORMAT) != DICT_FORMAT:
+            raise ValueError(f"unsupported AsuCrystal format {d.get('@format')!r}")
+        sites = tuple(AsuSite(s["element"], s["wyckoff"], int(s["shape_index"]),
+                              tuple(float(v) for v in s["frac_coords"]))  # type: ignore[arg-type]
+                      for s in d["sites"])
+        return cls(int(d["space_group"]), tuple(float(v) for v in d["lattice"]), sites)  # type: ignore[arg-type]
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+
+def expand_orbit(sg: int, frac: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    """Distinct images of a point in the unit cell [0, 1)^3 (duplicates merged within ``tol``)."""
+    g = space_group(sg)
+    imgs = g.apply(frac)
+    imgs = imgs - np.floor(imgs)
+    imgs[imgs > 1 - tol] = 0.0
+    out: list[np.ndarray] = []
+    for p in imgs:
+        if not any(np.all(np.abs((p - q) - np.round(p - q)) < tol) for q in out):
+            out.append(p)
+    return np.array(out)
+
+
+def symmetrize_lattice(crystal_system: str, params: Any) -> tuple[float, ...]:
+    """Impose the crystal family's equalities exactly on (a, b, c, alpha, beta, gamma)."""
+    a, b, c, al, be, ga = (float(v) for v in params)
+    if crystal_system == "cubic":
+        m = (a + b + c) / 3
+        return (m, m, m, 90.0, 90.0, 90.0)
+    if crystal_system in ("hexagonal", "trigonal"):
+        m = (a + b) / 2
+        return (m, m, c, 90.0, 90.0, 120.0)
+    if crystal_system == "tetragonal":
+        m = (a + b) / 2
+        return (m, m, c, 90.0, 90.0, 90.0)
+    if crystal_system == "orthorhombic":
+        return (a, b, c, 90.0, 90.0, 90.0)
+    if crystal_system == "monoclinic":
+        return (a, b, c, 90.0, be, 90.0)
+    return (a, b, c, al, be, ga)
+
+
+def _dataset(cell: tuple, symprec: float, angle_tolerance: float, hall_number: int = 0) -> Any:
+    import spglib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return spglib.get_symmetry_dataset(cell, symprec=symprec, angle_tolerance=angle_tolerance,
+                                           hall_number=hall_number)
+
+
+def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, tol: float = 1e-3) -> AsuCrystal:
+    """Canonical ASU representation of an ordered crystal structure.
+
+    Raises :class:`DisorderedStructureError` for partial occupancies, :class:`SymmetryNotFoundError`
+    when spglib finds no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
+    """
+    if not structure.is_ordered:
+        bad = next(s for s in structure if not s.is_ordered)
+        raise DisorderedStructureError(f"disordered site {bad.species} at {bad.frac_coords.tolist()}: "
+                                       "an ASU crystal needs fully occupied single-species sites")
+    if len(structure) == 0:
+        raise ValueError("empty structure")
+    numbers = [sp.Z for sp in structure.species]
+    cell = (structure.lattice.matrix, structure.frac_coords, numbers)
+    ds = _dataset(cell, symprec, angle_tolerance)
+    if ds is None:
+        raise SymmetryNotFoundError(f"spglib found no symmetry (symprec={symprec}, angle_tolerance={angle_tolerance})")
+    g = space_group(int(ds.number))
+    if ds.hall_number != g.hall_number:
+        ds = _dataset(cell, symprec, angle_tolerance, g.hall_number)
+        if ds is None or int(ds.number) != g.number:
+            raise SymmetryNotFoundError(f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
+    from pymatgen.core import Element, Lattice
+
+    lattice = symmetrize_lattice(g.crystal_system, Lattice(ds.std_lattice).parameters)
+    pts = to_asu_points(g.number, ds.std_positions, tol)
+    groups: list[tuple[tuple[int, int, int], np.ndarray, list[int]]] = []
+    for i, z in enumerate(ds.std_types):
+        key = (int(z), int(pts.wyckoff_index[i]), int(pts.shape_index[i]))
+        for k, rep, members in groups:
+            if k == key and np.max(np.abs(rep - pts.frac[i])) < 1e-4:
+                members.append(i)
+                break
+        else:
+            groups.append((key, pts.frac[i], [i]))
+    sites = []
+    for (z, wi, si), _, members in groups:
+        wp = g.wyckoff_positions[wi]
+        if len(members) != wp.multiplicity:
+            raise CanonicalizationError(
+                f"orbit of {Element.from_Z(z).symbol} at {wp.label} has {len(members)} atoms in the "
+                f"conventional cell, expected {wp.multiplicity}")
+        frac = pts.frac[members[0]]
+        frac = np.where(np.abs(frac) < 1e-12, 0.0, frac)
+        sites.append((wi, z, tuple(np.round(frac, 12)), AsuSite(Element.from_Z(z).symbol, wp.letter, si,
+                                                                 tuple(float(v) for v in frac))))  # type: ignore[arg-type]
+    sites.sort(key=lambda t: t[:3])
+    return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites))  # type: ignore[arg-type]
+
+
+def read_structure(path: str | Path) -> Any:
+    """Read a structure file (CIF or anything pymatgen reads); :class:`CifReadError` when that fails."""
+    from pymatgen.core import Structure
+
+    path = Path(path)
+    if not path.is_file():
+        raise CifReadError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = Structure.from_file(str(path))
+    except Exception as exc:  # pymatgen raises many types for malformed input
+        raise CifReadError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from exc
+    if len(s) == 0:
+        raise CifReadError(f"{path}: the file contains no atoms")
+    return s
+
+
+def structure_from_cif_string(text: str) -> Any:
+    """Parse a CIF given as a string; :class:`CifReadError` when that fails."""
+    from pymatgen.core import Structure
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Structure.from_str(text, fmt="cif")
+    except Exception as exc:
+        raise CifReadError(f"cannot parse CIF ({type(exc).__name__}: {exc})") from exc

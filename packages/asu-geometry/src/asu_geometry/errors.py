@@ -1,0 +1,31 @@
+"""Exceptions raised by :mod:`asu_geometry`. All derive from :class:`AsuGeometryError`."""
+
+from __future__ import annotations
+
+
+class AsuGeometryError(Exception):
+    """Base class of every error raised by asu_geometry."""
+
+
+class InvalidSpaceGroupError(AsuGeometryError, ValueError):
+    """A space-group number outside 1..230 (or not an integer)."""
+
+
+class UnknownWyckoffPositionError(AsuGeometryError, KeyError):
+    """A Wyckoff letter that the space group does not have."""
+
+
+class DisorderedStructureError(AsuGeometryError, ValueError):
+    """The structure has partially occupied or mixed-species sites; an ASU crystal needs ordered sites."""
+
+
+class SymmetryNotFoundError(AsuGeometryError, ValueError):
+    """spglib could not determine the space group at the requested tolerances."""
+
+
+class CifReadError(AsuGeometryError, ValueError):
+    """A CIF file could not be read or contained no structure."""
+
+
+class CanonicalizationError(AsuGeometryError, RuntimeError):
+    """A point or site could not be mapped consistently onto the exact ASU (numerical inconsistency)."""
