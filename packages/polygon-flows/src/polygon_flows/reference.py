@@ -212,7 +212,8 @@ def _fit_one(v: Tensor, max_iter: int) -> Tensor:
         z = _initial_logits(v, triple)
         e0 = float(reference_distortion(v, _build(triple, z, k)))
         candidates.append((e0 if np.isfinite(e0) else np.inf, triple, z))
-    candidates.sort(key=lambda c: (c[0], c[1]))
+    # ties (symmetric polygons) are broken by the vertex triple, not by rounding noise
+    candidates.sort(key=lambda c: (round(c[0], 9), c[1]))
     best: tuple[float, Tensor] | None = None
     q, w = _QUAD
     area = polygon_area(v)
@@ -235,7 +236,7 @@ def _fit_one(v: Tensor, max_iter: int) -> Tensor:
             e = float(reference_distortion(v, ref))
             if e > e0:  # never worse than the arc-length initialisation
                 ref, e = _build(triple, z, k), e0
-        if np.isfinite(e) and (best is None or e < best[0]):
+        if np.isfinite(e) and (best is None or e < best[0] - 1e-9):
             best = (e, ref)
     if best is None:
         raise ValueError("could not place a reference polygon with a positive Jacobian for these vertices")

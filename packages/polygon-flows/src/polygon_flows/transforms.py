@@ -181,6 +181,7 @@ class SimplexToPolygon(Transform):
         if self.k == 3:
             m, c = self._affine()
             u = torch.linalg.solve(m, (x - c).unsqueeze(-1)).squeeze(-1)
+            self.last_newton_iterations = torch.zeros(u.shape[:-1], dtype=torch.long)
             ladj = torch.log(_det2(m).abs())
             return u, ladj.expand(torch.broadcast_shapes(ladj.shape, u.shape[:-1]))
         with torch.no_grad():
