@@ -7,7 +7,7 @@ feature functions :func:`crystalnn_fingerprint`, :func:`magpie_fingerprint`, :fu
 The package does not import any model.
 """
 
-from crystal_eval.evaluate import (
+from crystal_eval.evaluation import (
     DEFAULT_SUBSETS,
     METRIC_KEYS,
     EvalConfig,

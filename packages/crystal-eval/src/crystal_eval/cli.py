@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     from crystal_eval.cache import FeatureCache
-    from crystal_eval.evaluate import EvalConfig, evaluate_detailed, format_table
+    from crystal_eval.evaluation import EvalConfig, evaluate_detailed, format_table
     from crystal_eval.io import InputError
 
     try:

@@ -90,6 +90,16 @@ def basic_record_from_item(
     return basic_record(s, cutoff, min_volume)
 
 
+def _check_cell(structure: Structure) -> None:
+    """Raise ValueError for cells that spglib/CrystalNN cannot handle (spglib segfaults on NaN)."""
+    m = np.asarray(structure.lattice.matrix, dtype=float)
+    f = np.asarray(structure.frac_coords, dtype=float)
+    if len(structure) == 0 or not (np.all(np.isfinite(m)) and np.all(np.isfinite(f))):
+        raise ValueError("empty cell or non-finite lattice/coordinates")
+    if abs(float(np.linalg.det(m))) < 1e-6:
+        raise ValueError("degenerate (zero-volume) cell")
+
+
 def symmetry_features(
     structure: Structure, symprec: float = 0.1, angle_tolerance: float = 5.0
 ) -> tuple[int, list[int], str | None]:
@@ -101,6 +111,7 @@ def symmetry_features(
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     try:
+        _check_cell(structure)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = SpacegroupAnalyzer(
@@ -138,6 +149,7 @@ def crystalnn_fingerprint(structure: Structure, symmetry_reduce: bool = True) ->
     ``symprec=1e-3``) and weighted by the orbit size, which equals the all-site mean because symmetry-
     equivalent sites have identical environments; it is ~2x faster on MP-20. Raises on failure.
     """
+    _check_cell(structure)
     cnn = _cnn_featurizer()
     n = len(structure)
     sites, weights = list(range(n)), np.ones(n)

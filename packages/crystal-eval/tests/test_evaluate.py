@@ -1,0 +1,118 @@
+"""The whole evaluation through the Python API (small committed fixture, one process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from crystal_eval import METRIC_KEYS, EvalConfig, evaluate, evaluate_detailed
+from crystal_eval.cache import FeatureCache
+from crystal_eval.io import InputError, parse_cif
+from pymatgen.core import Lattice, Structure
+
+DATA = Path(__file__).resolve().parent / "data"
+
+TRAIN, TEST = DATA / "mp20_train_small.csv", DATA / "mp20_test_small.csv"
+
+
+def fixture_structures() -> list[Structure | None]:
+    import pandas as pd
+
+    test = [parse_cif(c) for c in pd.read_csv(TEST)["cif"][:8]]
+    train = [parse_cif(c) for c in pd.read_csv(TRAIN)["cif"][:2]]
+    clash = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.1, 0, 0]])  # 0.4 Å apart
+    return [*test, *train, test[0].copy(), clash, None]
+
+
+def test_evaluate_api_all_keys_and_counts(cache_dir: Path):
+    structs = fixture_structures()
+    res = evaluate_detailed(
+        structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False), FeatureCache(cache_dir)
+    )
+    rep = res.report
+    assert set(METRIC_KEYS) <= set(rep)
+    meta = rep["meta"]
+    assert meta["n_samples"] == 13 and meta["n_constructed"] == 12
+    # 11 of 13 are structurally valid: the 0.4 Å clash and the None are not
+    assert rep["structural_validity"] == pytest.approx(100 * 11 / 13)
+    d = res.details
+    assert not d.loc[10 + 2, "constructed"] and not d.loc[11, "struct_valid"]
+    # the two training crystals are not novel, the repeated test crystal is not unique
+    un = d[d.in_un_subset]
+    assert set(un.index[~un.novel.astype(bool)]) == {8, 9}
+    assert sorted(un.index[~un.unique.astype(bool)].tolist()) in ([0], [10])
+    for k in METRIC_KEYS:
+        assert rep[k] is not None, k
+    assert 0 <= rep["jsd_space_group"] <= 0.8327 and 0 <= rep["jsd_wyckoff_dim"] <= 0.8327
+    assert meta["warnings"]  # fewer than 1000 valid
+
+
+def test_samples_equal_to_test_set_give_zero_distances(cache_dir: Path):
+    import pandas as pd
+
+    structs = [parse_cif(c) for c in pd.read_csv(TEST)["cif"]]
+    every = {k: "all" for k in METRIC_KEYS[3:]}  # all built crystals = exactly the test set
+    rep = evaluate(structs, TRAIN, TEST, subsets=every, n_jobs=1, progress=False, cache_dir=cache_dir)
+    for k in ("wasserstein_density", "wasserstein_num_elements", "jsd_space_group", "jsd_wyckoff_dim"):
+        assert rep[k] == pytest.approx(0.0, abs=1e-9), k
+    assert rep["cmd_crystalnn"] == pytest.approx(0.0, abs=1e-9)
+    assert rep["un_rate"] == pytest.approx(100.0)
+
+
+def test_seed_and_subset_parameters(cache_dir: Path):
+    structs = fixture_structures()
+    a = evaluate(
+        structs, TRAIN, TEST, n_eval=4, n_un=4, seed=0, n_jobs=1, progress=False, cache_dir=cache_dir
+    )
+    b = evaluate(
+        structs, TRAIN, TEST, n_eval=4, n_un=4, seed=0, n_jobs=1, progress=False, cache_dir=cache_dir
+    )
+    assert a == b  # fixed seed, warm cache: same report
+    assert a["meta"]["n_eval"] == 4
+    c = evaluate(
+        structs,
+        TRAIN,
+        TEST,
+        subsets={"diversity_structure": "all", "cmd_crystalnn": "un"},
+        n_jobs=1,
+        progress=False,
+        cache_dir=None,
+    )
+    assert c["meta"]["config"]["subsets"]["diversity_structure"] == "all"
+    with pytest.raises(ValueError, match="subset"):
+        evaluate(structs, TRAIN, TEST, subsets={"jsd_space_group": "bogus"}, cache_dir=None)
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate(structs, TRAIN, TEST, subsets={"nope": "all"}, cache_dir=None)
+
+
+def test_cache_is_used(cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    structs = fixture_structures()[:6]
+    cfg = EvalConfig(n_jobs=1, progress=False)
+    first = evaluate_detailed(structs, TRAIN, TEST, cfg, FeatureCache(cache_dir)).report
+    import crystal_eval.evaluation as ev
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed despite a warm cache")
+
+    monkeypatch.setattr(ev, "_work_reference", boom)
+    monkeypatch.setattr(ev, "_work_rich", boom)
+    monkeypatch.setattr(ev, "_work_basic", boom)
+    monkeypatch.setattr(ev, "_work_formula", boom)
+    second = evaluate_detailed(
+        structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False), FeatureCache(cache_dir)
+    )
+    assert second.report == first
+
+
+def test_missing_reference_and_empty_samples(tmp_path: Path):
+    with pytest.raises(InputError, match="reference file not found"):
+        evaluate(fixture_structures()[:2], tmp_path / "train.csv", TEST, cache_dir=None, progress=False)
+    with pytest.raises(InputError, match="no generated crystals"):
+        evaluate([], TRAIN, TEST, cache_dir=None, progress=False)
+
+
+def test_parallel_pool_gives_same_answer(cache_dir: Path):
+    structs = fixture_structures()[8:]
+    serial = evaluate(structs, TRAIN, TEST, n_jobs=1, progress=False, cache_dir=None)
+    par = evaluate(structs, TRAIN, TEST, n_jobs=2, progress=False, cache_dir=None)
+    assert {k: serial[k] for k in METRIC_KEYS} == pytest.approx({k: par[k] for k in METRIC_KEYS})
