@@ -24,6 +24,19 @@ from .errors import (
     SymmetryNotFoundError,
     UnknownWyckoffPositionError,
 )
+from .features import (
+    SPACE_GROUP_FEATURE_DIM,
+    WYCKOFF_FEATURE_DIM,
+    SymmetryElements,
+    space_group_feature_matrix,
+    space_group_feature_names,
+    space_group_features,
+    symmetry_elements,
+    wyckoff_feature_matrix,
+    wyckoff_feature_names,
+    wyckoff_features,
+)
+from .plot import plot_asu, save_asu_plot
 from .tables import (
     AsymmetricUnit,
     SpaceGroup,
@@ -46,4 +59,8 @@ __all__ = [
     "all_wyckoff_positions", "asu", "load_all", "read_structure", "space_group",
     "structure_from_cif_string", "to_asu", "to_asu_point", "to_asu_point_exact", "to_asu_points",
     "wyckoff_index", "wyckoff_positions",
+    # feature vectors for the model, plotting
+    "SPACE_GROUP_FEATURE_DIM", "SymmetryElements", "WYCKOFF_FEATURE_DIM", "plot_asu", "save_asu_plot",
+    "space_group_feature_matrix", "space_group_feature_names", "space_group_features", "symmetry_elements",
+    "wyckoff_feature_matrix", "wyckoff_feature_names", "wyckoff_features",
 ]
