@@ -29,7 +29,6 @@ from .errors import CanonicalizationError
 from .tables import SpaceGroup, WyckoffPosition, WyckoffShape, space_group
 
 BOUNDARY_EPS = 1e-9
-_SHIFTS = np.array(list(product((0.0, 1.0), repeat=3)))  # base is in [lo - eps, lo + 1 - eps)
 
 
 @dataclass(frozen=True)
@@ -43,21 +42,42 @@ class AsuPoints:
     letters: list[str]
 
 
-def _snap(g: SpaceGroup, x: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Project points onto the fixed subspace of their approximate site-symmetry group."""
-    for _ in range(4):
-        d = g.apply(x) - x[:, None, :]
-        d -= np.round(d)
-        near = np.linalg.norm(d, axis=-1) <= tol  # (n, N), the identity is always near
-        new = x + (d * near[..., None]).sum(1) / near.sum(1, keepdims=True)
-        if np.allclose(new, x, atol=1e-13, rtol=0):
-            x = new
-            break
-        x = new
+def _near_ops(g: SpaceGroup, x: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     d = g.apply(x) - x[:, None, :]
     d -= np.round(d)
-    near = np.linalg.norm(d, axis=-1) <= max(tol, 1e-8)
-    return x, near.sum(1)
+    return d, np.linalg.norm(d, axis=-1) <= tol
+
+
+def _snap(g: SpaceGroup, x: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Project points onto the fixed subspace of their approximate site-symmetry group.
+
+    Returns the projected points and their site-symmetry orders. Points whose only near operation is
+    the identity (generic points) are left untouched.
+    """
+    x = x.copy()
+    _, near = _near_ops(g, x, tol)
+    order = near.sum(1)
+    todo = np.nonzero(order > 1)[0]
+    for _ in range(4):
+        if len(todo) == 0:
+            break
+        d, nr = _near_ops(g, x[todo], tol)
+        new = x[todo] + (d * nr[..., None]).sum(1) / nr.sum(1, keepdims=True)
+        moved = ~np.all(np.abs(new - x[todo]) <= 1e-13, axis=1)
+        x[todo] = new
+        todo = todo[moved]
+    special = np.nonzero(order > 1)[0]
+    if len(special):
+        _, nr = _near_ops(g, x[special], max(tol, 1e-8))
+        order[special] = nr.sum(1)
+    return x, order
+
+
+def _shifts(g: SpaceGroup) -> np.ndarray:
+    """Lattice shifts to try after reducing into [lo, lo + 1): +1 only along axes where the ASU box is
+    a full period wide (its upper face can then hold a representative)."""
+    wide = [float(g.asu.box_max[i] - g.asu.box_min[i]) >= 1 - 1e-12 for i in range(3)]
+    return np.array(list(product(*[(0.0, 1.0) if w else (0.0,) for w in wide])))
 
 
 def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
@@ -69,8 +89,8 @@ def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
     """
     lo = np.array([float(v) for v in g.asu.box_min])
     y = g.apply(x)  # (n, N, 3)
-    base = y - np.floor(y - lo + BOUNDARY_EPS)
-    cand = (base[:, :, None, :] + _SHIFTS).reshape(len(x), -1, 3)  # (n, 8N, 3)
+    base = y - np.floor(y - lo + BOUNDARY_EPS)  # in [lo - eps, lo + 1 - eps)
+    cand = (base[:, :, None, :] + _shifts(g)).reshape(len(x), -1, 3)
     inside = g.asu.contains(cand, tol=BOUNDARY_EPS)
     first = np.argmax(inside, axis=1)
     none = ~inside.any(axis=1)
