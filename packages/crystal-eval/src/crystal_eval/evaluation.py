@@ -193,8 +193,8 @@ def test_reference(
     names, cifs, file_hash = load_reference_cifs(paths)
     key = f"testref:{_params_key(cfg.symprec, cfg.angle_tolerance, cfg.cnn_symmetry_reduce)}:{file_hash}"
     hit = cache.get(key)
-    if hit is not None:
-        return hit
+    if isinstance(hit, dict):  # stored as a plain dict so pickles survive code moves
+        return TestReference(**hit)
     work = partial(
         _work_reference,
         symprec=cfg.symprec,
@@ -215,7 +215,7 @@ def test_reference(
         cnn=np.array([r[5] for r in ok if r[5] is not None], dtype=float).reshape(-1, 61),
         n_failed=len(rows) - len(ok),
     )
-    cache.put(key, ref)
+    cache.put(key, asdict(ref))
     return ref
 
 
