@@ -46,10 +46,12 @@ axes and a glides; P2_1/c: a 2_1 and a c glide; Fd-3m: 4_1 and 4_3 screws and d 
   is ±1/2 of a single basis vector, else *diagonal n* when one has only 0, ±1/2 components, else
   *diamond d* when one has only 0, ±1/4 components (this is the HM preference m > e, a, b, c > n > d).
 
-Known collisions (groups with equal 62-vectors) are listed by :func:`space_group_feature_collisions`;
-they are pairs that differ only in where their elements sit, such as I222 / I2_12_12_1 and
-I23 / I2_13 (the symbol of the second uses a screw by convention although both contain pure
-2-fold rotations).
+The 230 groups give 208 distinct vectors. The 21 sets of groups that share one
+(:func:`space_group_feature_collisions`) differ only in how the same kinds of elements are oriented
+relative to the lattice, e.g. P312 / P321, P3_112 / P3_121, P-42m / P-4m2, Pcc2 / Pba2,
+P6_3/mcm / P6_3/mmc; the Wyckoff features (representative coordinates, shapes) separate most of
+their positions. The symmorphic bit separates I222 / I2_12_12_1 and I23 / I2_13, whose screw and
+glide content is equal (both contain pure 2-fold axes; the second symbol uses 2_1 by convention).
 
 Wyckoff-position features, ``wyckoff_features(sg, letter)`` (231 values):
 
