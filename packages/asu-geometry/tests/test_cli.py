@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import asu_geometry as ag
+import pytest
 from asu_geometry.cli import format_space_group, main
 
 DATA = Path(__file__).parent / "data"
@@ -135,7 +134,8 @@ def test_plot_axes_content() -> None:
     (["canonicalize", str(DATA / "disordered_CuAu.cif")], "DisorderedStructureError"),
     (["canonicalize", str(DATA / "overlapping_atoms.cif")], "SymmetryNotFoundError"),
 ])
-def test_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+def test_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                     needle: str) -> None:
     rc, out, err = run_main(capsys, *argv)
     assert rc == 2
     assert out == ""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asu_geometry as ag
 import numpy as np
 import pytest
-
-import asu_geometry as ag
 from asu_geometry import features as F
 
 SG = F.space_group_feature_names()
