@@ -1,0 +1,162 @@
+"""Self-describing, atomically written checkpoints (safetensors + JSON; no pickle).
+
+A run directory ``OUT`` holds ``config.json``, ``metrics.jsonl``, ``checkpoints/epoch-NNNNN/`` and
+``latest`` (the name of the newest complete checkpoint). A checkpoint directory holds
+
+* ``model.safetensors``: the model's parameters;
+* ``optimizer.safetensors`` + ``optimizer.json``: AdamW state (tensors) and its parameter groups;
+* ``meta.json``: ``format`` and ``format_version``, the config, lattice bins, element vocabulary, epoch and
+  step, seed, data preset and hash, conversion reports, package versions and the last metrics.
+
+Each checkpoint is written into a temporary directory, fsynced and renamed into place; ``latest`` is
+replaced atomically afterwards. A run killed at any moment therefore leaves the previous checkpoint
+intact, and loses at most one checkpoint interval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import CheckpointFormatError
+
+FORMAT = "crystal-ar-checkpoint"
+FORMAT_VERSION = 1
+_PACKAGES = ("crystal-ar-model", "asu-geometry", "polygon-flows", "torch", "torch-geometric", "pymatgen", "numpy",
+             "spglib", "safetensors")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a checkpoint depends on (and Python's)."""
+    out = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    meta: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``run_dir/checkpoints/epoch-NNNNN`` atomically, point ``latest`` at it, prune old ones."""
+    ckdir = run_dir / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    name = f"epoch-{epoch:05d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=ckdir))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    if optimizer is not None:
+        tensors, info = _optimizer_tensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        _write_json(tmp / "optimizer.json", info)
+    _write_json(tmp / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": epoch,
+                                    "versions": package_versions(), **meta})
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    final = ckdir / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(ckdir)
+    fd, ltmp = tempfile.mkstemp(dir=run_dir, prefix=".latest-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(ltmp, run_dir / "latest")
+    _fsync_dir(run_dir)
+    done = sorted(p for p in ckdir.glob("epoch-*") if (p / "meta.json").is_file())
+    for old in done[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve_checkpoint(path: str | Path) -> Path | None:
+    """The checkpoint directory for a run directory (via ``latest``) or a checkpoint directory itself."""
+    p = Path(path)
+    if (p / "meta.json").is_file():
+        return p
+    latest = p / "latest"
+    if latest.is_file():
+        cand = p / "checkpoints" / latest.read_text().strip()
+        if (cand / "meta.json").is_file():
+            return cand
+    done = sorted(q for q in (p / "checkpoints").glob("epoch-*") if (q / "meta.json").is_file())
+    return done[-1] if done else None
+
+
+def read_meta(ckpt: Path) -> dict[str, Any]:
+    """``meta.json`` of a checkpoint, validated (:class:`CheckpointFormatError` otherwise)."""
+    try:
+        meta = json.loads((ckpt / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointFormatError(f"{ckpt}: unreadable meta.json ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointFormatError(f"{ckpt}: not a crystal-ar checkpoint (format {meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointFormatError(f"{ckpt}: checkpoint format version {meta.get('format_version')!r}; this "
+                                    f"crystal-ar-model ({package_versions()['crystal-ar-model']}) reads version "
+                                    f"{FORMAT_VERSION}")
+    if not (ckpt / "model.safetensors").is_file():
+        raise CheckpointFormatError(f"{ckpt}: model.safetensors is missing")
+    return meta
+
+
+def load_model_state(ckpt: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def load_optimizer_state(ckpt: Path, optimizer: torch.optim.Optimizer) -> None:
+    """Restore AdamW state written by :func:`save_checkpoint`."""
+    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    info = json.loads((ckpt / "optimizer.json").read_text())
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    for key, v in info["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})

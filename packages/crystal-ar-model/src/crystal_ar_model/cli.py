@@ -1,0 +1,88 @@
+"""Command line: ``crystal-ar train`` and ``crystal-ar score``.
+
+Errors with a name (``crystal_ar_model.errors`` and ``asu_geometry`` errors) print one line
+``crystal-ar: error: <Name>: <reason>`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crystal-ar", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"crystal-ar-model {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the model (works under torchrun for DDP)")
+    t.add_argument("--config", default="tiny", help="shipped preset (tiny, default) or a JSON file [tiny]")
+    t.add_argument("--data", default="mp20-available",
+                   help="dataset preset (mp20, mp20-available) or a CDVAE CSV file [mp20-available]")
+    t.add_argument("--data-dir", default=None, help="folder with the preset's CSV files")
+    t.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    t.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
+    t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    t.add_argument("--max-rows", type=int, default=None, help="override train.max_train_rows")
+    t.add_argument("--seed", type=int, default=None, help="override train.seed")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
+    s.add_argument("input", help="a CIF file, a folder of CIFs or a CDVAE CSV")
+    s.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    s.add_argument("-o", "--output", default=None, help="CSV file to write [stdout]")
+    s.add_argument("--symprec", type=float, default=0.1)
+    s.add_argument("--angle-tolerance", type=float, default=5.0)
+    s.add_argument("--skip-invalid", action="store_true",
+                   help="report and skip crystals that cannot be converted instead of failing")
+    s.add_argument("--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input")
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import Config
+    from .train import train
+
+    cfg = Config.load(args.config)
+    if args.epochs is not None:
+        cfg.train.epochs = args.epochs
+    if args.max_rows is not None:
+        cfg.train.max_train_rows = args.max_rows
+    if args.seed is not None:
+        cfg.train.seed = args.seed
+    train(cfg, args.data, args.data_dir, args.out, resume=args.resume, cache_dir=args.cache_dir,
+          progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .score import score_path
+
+    df = score_path(args.input, args.checkpoint, args.symprec, args.angle_tolerance,
+                    strict=not args.skip_invalid, workers=args.workers)
+    if args.output:
+        df.to_csv(args.output, index=False, float_format="%.10g")
+        print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
+    else:
+        df.to_csv(sys.stdout, index=False, float_format="%.10g")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``crystal-ar`` console script."""
+    args = _parser().parse_args(argv)
+    from asu_geometry import AsuGeometryError
+
+    from .errors import CrystalARError
+
+    try:
+        return _train(args) if args.command == "train" else _score(args)
+    except (CrystalARError, AsuGeometryError) as exc:
+        print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Configuration dataclasses, loadable from JSON (shipped presets: ``tiny``, ``default``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SHIPPED = ("tiny", "default")
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes and the lattice discretisation."""
+
+    hidden: int = 128
+    layers: int = 2
+    n_coarse: int = 100
+    n_fine: int = 100
+    rff_features: int = 16
+    rff_scale: float = 4.0
+    max_z: int = 94
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, regularisation, data and checkpointing settings."""
+
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 256
+    eval_batch_size: int = 2048
+    lr: dict[str, float] = field(default_factory=lambda: {
+        "space_group": 1e-3, "composition": 2e-3, "lattice": 1e-3, "gnn": 2e-4, "atoms": 5e-4})
+    weight_decay: float = 1e-5
+    adam_eps: float = 1e-5
+    grad_clip: float = 1.0
+    rebalance_c: float = 0.3
+    rebalance_factors: list[str] = field(default_factory=lambda: ["space_group", "composition"])
+    z_loss: float = 1e-4
+    lattice_noise_length: float = 0.01
+    lattice_noise_angle: float = 1.0
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    max_train_rows: int | None = None
+    symprec: float = 0.1
+    angle_tolerance: float = 5.0
+    workers: int = 2
+    threads: int | None = None
+
+
+@dataclass
+class Config:
+    """A complete run configuration."""
+
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        def build(kind: type, sub: dict[str, Any]) -> Any:
+            known = {f.name for f in fields(kind)}
+            unknown = set(sub) - known
+            if unknown:
+                raise ConfigError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
+            return kind(**sub)
+
+        unknown = set(d) - {"name", "model", "train"}
+        if unknown:
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}")
+        return cls(name=str(d.get("name", "custom")), model=build(ModelConfig, d.get("model", {})),
+                   train=build(TrainConfig, d.get("train", {})))
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Config:
+        """A shipped preset (``tiny``, ``default``) or a JSON file."""
+        s = str(name_or_path)
+        if s in SHIPPED:
+            text = files("crystal_ar_model").joinpath(f"configs/{s}.json").read_text()
+        else:
+            p = Path(s)
+            if not p.is_file():
+                raise ConfigError(f"config {s!r} is neither a shipped preset {SHIPPED} nor a file")
+            text = p.read_text()
+        try:
+            return cls.from_dict(json.loads(text))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"invalid config {s!r}: {exc}") from exc

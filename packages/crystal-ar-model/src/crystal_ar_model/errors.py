@@ -1,0 +1,28 @@
+"""Named exceptions of :mod:`crystal_ar_model`. All derive from :class:`CrystalARError`.
+
+Errors raised by :mod:`asu_geometry` (unreadable CIF, disordered sites, no symmetry) are passed through
+unchanged: they already carry a name and a reason. The CLI turns both families into a one-line message
+and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+
+class CrystalARError(Exception):
+    """Base class of every error raised by crystal_ar_model."""
+
+
+class UnknownElementError(CrystalARError, ValueError):
+    """A crystal contains an element outside the model's element vocabulary."""
+
+
+class CheckpointFormatError(CrystalARError, ValueError):
+    """A checkpoint directory is missing, incomplete or written in an unsupported format version."""
+
+
+class ConfigError(CrystalARError, ValueError):
+    """A configuration file or value is invalid."""
+
+
+class DataError(CrystalARError, ValueError):
+    """A dataset file or preset is missing or malformed."""

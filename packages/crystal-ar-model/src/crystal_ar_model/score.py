@@ -1,0 +1,115 @@
+"""Scoring: per-crystal, per-factor log-likelihoods of CIF files, folders of CIFs or CDVAE CSVs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoint import load_model_state, read_meta, resolve_checkpoint
+from .config import Config
+from .data import ConversionReport, CrystalTensors, ProcessedDataset, convert_cifs, read_cdvae_csv
+from .errors import CheckpointFormatError, DataError
+from .factors import LatticeBins
+from .model import LOGP_KEYS, CrystalARModel
+
+CSV_SUFFIXES = (".csv", ".csv.xz", ".csv.gz", ".csv.bz2")
+
+
+def load_model(checkpoint: str | Path) -> tuple[CrystalARModel, dict[str, Any]]:
+    """The model of a checkpoint directory (or of a run directory's latest checkpoint), in eval mode."""
+    ckpt = resolve_checkpoint(checkpoint)
+    if ckpt is None:
+        raise CheckpointFormatError(f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)")
+    meta = read_meta(ckpt)
+    cfg = Config.from_dict(meta["config"])
+    model = CrystalARModel(cfg.model, LatticeBins.from_dict(meta["bins"]), tuple(meta["vocabulary"]))
+    try:
+        model.load_state_dict(load_model_state(ckpt))
+    except (RuntimeError, OSError) as exc:
+        raise CheckpointFormatError(f"{ckpt}: weights do not match the model ({exc})") from exc
+    model.eval()
+    return model, meta
+
+
+def _is_csv(path: Path) -> bool:
+    return any(path.name.endswith(s) for s in CSV_SUFFIXES)
+
+
+def read_input(path: str | Path) -> tuple[list[str], list[Any]]:
+    """``(ids, items)`` of an input: a CIF file, a folder of ``*.cif`` or a CDVAE CSV.
+
+    Items are pymatgen structures (CIF files) or CIF strings (CSV rows). Unreadable files raise
+    ``asu_geometry.CifReadError``; a missing path or a folder without CIFs raises :class:`DataError`.
+    """
+    import asu_geometry as ag
+
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("*.cif"))
+        if not files:
+            raise DataError(f"{p}: folder contains no *.cif files")
+        return [f.stem for f in files], [ag.read_structure(f) for f in files]
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder")
+    if _is_csv(p):
+        return read_cdvae_csv(p)
+    return [p.stem], [ag.read_structure(p)]
+
+
+def to_crystals(ids: Sequence[str], items: Sequence[Any], symprec: float = 0.1, angle_tolerance: float = 5.0,
+                strict: bool = True, workers: int = 1) -> tuple[list[tuple[str, Any]], ConversionReport]:
+    """Convert structures / CIF strings with ``to_asu``. ``strict``: re-raise the first failure (named)."""
+    import asu_geometry as ag
+
+    if not strict and items and isinstance(items[0], str):
+        return convert_cifs(ids, items, symprec, angle_tolerance, workers, source="input")
+    out, report = [], ConversionReport("input", total=len(items))
+    t0 = time.perf_counter()
+    for ident, it in zip(ids, items, strict=True):
+        try:
+            s = ag.structure_from_cif_string(it) if isinstance(it, str) else it
+            out.append((ident, ag.to_asu(s, symprec=symprec, angle_tolerance=angle_tolerance)))
+        except Exception as exc:
+            if strict:
+                if isinstance(exc, ag.AsuGeometryError):
+                    raise type(exc)(f"{ident}: {exc}") from exc
+                raise
+            report.failures.append((ident, f"{type(exc).__name__}: {exc}"))
+    report.converted, report.seconds = len(out), time.perf_counter() - t0
+    return out, report
+
+
+@torch.no_grad()
+def score_dataset(model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 4096,
+                  strict: bool = True) -> pd.DataFrame:
+    """Per-crystal log-likelihood table (columns ``id`` and :data:`LOGP_KEYS`) of processed crystals."""
+    tensors = CrystalTensors(ds, model.vocabulary, strict=strict)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in LOGP_KEYS}
+    for b in tensors.batches(batch_size):
+        lp = model.log_prob(b)
+        for k in LOGP_KEYS:
+            cols[k].append(lp[k].double().numpy())
+    df = pd.DataFrame({"id": list(tensors.ids)})
+    for k in LOGP_KEYS:
+        df[k] = np.concatenate(cols[k]) if cols[k] else np.zeros(0)
+    return df
+
+
+def score_path(path: str | Path, checkpoint: str | Path, symprec: float = 0.1, angle_tolerance: float = 5.0,
+               strict: bool = True, workers: int = 1) -> pd.DataFrame:
+    """Load the checkpoint, read and convert the input, and score it."""
+    model, _ = load_model(checkpoint)
+    ids, items = read_input(path)
+    crystals, report = to_crystals(ids, items, symprec, angle_tolerance, strict, workers)
+    if report.failures:
+        print(f"crystal-ar score: {report.summary()}", file=sys.stderr)
+        for ident, why in report.failures:
+            print(f"  skipped {ident}: {why}", file=sys.stderr)
+    return score_dataset(model, ProcessedDataset.from_crystals(crystals), strict=strict)
