@@ -483,7 +483,9 @@ def evaluate_detailed(
             "n_elements": [b.n_elements for b in basic],
             "density": [b.density for b in basic],
             "fingerprint_ok": [(rich[i].cnn is not None) if i in rich else None for i in range(len(items))],
-            "space_group": [rich[i].space_group if i in rich else None for i in range(len(items))],
+            "space_group": pd.array(
+                [rich[i].space_group if i in rich else None for i in range(len(items))], dtype="Int64"
+            ),
             "in_eval_subset": [i in in_eval for i in range(len(items))],
             "in_un_subset": [i in in_un for i in range(len(items))],
             "unique": [in_un[i][0] if i in in_un else None for i in range(len(items))],

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -349,8 +348,3 @@ def load_reference_cifs(paths: str | Path | Sequence[str | Path]) -> tuple[list[
     if not cifs:
         raise InputError(f"reference file(s) {list(map(str, paths))} contain no rows")
     return names, cifs, h.hexdigest()
-
-
-def is_finite_number(x: float) -> bool:
-    """True for a finite float (NaN/inf are False)."""
-    return isinstance(x, (int, float)) and math.isfinite(x)
