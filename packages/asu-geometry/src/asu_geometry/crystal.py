@@ -209,6 +209,12 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, t
                 break
         else:
             groups.append((key, pts.frac[i], [i]))
+    for i, (ki, ri, _) in enumerate(groups):
+        for kj, rj, _ in groups[:i]:
+            if np.max(np.abs(ri - rj)) < 1e-4:
+                raise CanonicalizationError(
+                    f"atoms of {Element.from_Z(ki[0]).symbol} and {Element.from_Z(kj[0]).symbol} occupy the same "
+                    f"position {np.round(ri, 4).tolist()} after symmetrisation (overlapping sites)")
     sites = []
     for (z, wi, si), _, members in groups:
         wp = g.wyckoff_positions[wi]

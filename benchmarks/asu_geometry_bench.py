@@ -1,0 +1,100 @@
+"""Benchmarks of asu-geometry (prints figures; not a test).
+
+    python benchmarks/asu_geometry_bench.py [--csv FILE] [--rows 1000] [--points 100000]
+
+1. Loading the tables of all 230 groups (fresh process, so nothing is cached).
+2. ``to_asu`` structures/s on one core, on MP-20 rows (default: ../shared/data/mp_20_partial/
+   train.first1000.csv.xz when present, else the committed test fixture), next to pymatgen's
+   ``SpacegroupAnalyzer(...).get_symmetrized_structure()`` and pyxtal's ``from_seed`` on the same rows.
+3. ``to_asu_points`` (vectorised ``to_asu_point``) points/s on uniform random points for a few groups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SHARED = ROOT.parent / "shared" / "data" / "mp_20_partial" / "train.first1000.csv.xz"
+FIXTURE = ROOT / "packages" / "asu-geometry" / "tests" / "data" / "mp20_fixture.csv.gz"
+
+
+def bench_loading(repeats: int = 5) -> None:
+    code = ("import time, asu_geometry as ag; t = time.perf_counter(); ag.load_all(); "
+            "print(time.perf_counter() - t)")
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+             for _ in range(repeats)]
+    print(f"load all 230 groups (fresh process, after import): median {np.median(times):.3f} s "
+          f"(min {min(times):.3f}, max {max(times):.3f}, {repeats} runs)")
+
+
+def bench_to_asu(csv: Path, rows: int) -> None:
+    import asu_geometry as ag
+
+    df = pd.read_csv(csv).iloc[:rows]
+    structures = [ag.structure_from_cif_string(c) for c in df.cif]
+    n = len(structures)
+    ag.to_asu(structures[0])
+    t = time.perf_counter()
+    for s in structures:
+        ag.to_asu(s)
+    dt = time.perf_counter() - t
+    print(f"to_asu: {n / dt:.1f} structures/s ({n} rows of {csv.name}, one process)")
+
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    t = time.perf_counter()
+    for s in structures:
+        SpacegroupAnalyzer(s, symprec=0.1, angle_tolerance=5.0).get_symmetrized_structure()
+    print(f"pymatgen SpacegroupAnalyzer.get_symmetrized_structure: {n / (time.perf_counter() - t):.1f} structures/s")
+
+    from pyxtal import pyxtal
+
+    t = time.perf_counter()
+    ok = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for s in structures:
+            try:
+                pyxtal().from_seed(s, tol=0.1)
+                ok += 1
+            except Exception:  # pyxtal fails on some rows; time them all the same
+                pass
+    print(f"pyxtal from_seed: {n / (time.perf_counter() - t):.1f} structures/s ({ok}/{n} succeeded)")
+
+
+def bench_points(n_points: int) -> None:
+    import asu_geometry as ag
+
+    rng = np.random.default_rng(0)
+    x = rng.random((n_points, 3))
+    for sg in (1, 14, 62, 139, 166, 194, 225, 227):
+        ag.to_asu_points(sg, x[:10])
+        t = time.perf_counter()
+        ag.to_asu_points(sg, x)
+        dt = time.perf_counter() - t
+        print(f"to_asu_points sg {sg:3d} (|G/T| = {ag.space_group(sg).order:3d}): {n_points / dt:,.0f} points/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--csv", type=Path, default=DEFAULT_SHARED if DEFAULT_SHARED.exists() else FIXTURE)
+    ap.add_argument("--rows", type=int, default=1000)
+    ap.add_argument("--points", type=int, default=100_000)
+    args = ap.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs visible")
+    bench_loading()
+    bench_to_asu(args.csv, args.rows)
+    bench_points(args.points)
+
+
+if __name__ == "__main__":
+    main()
