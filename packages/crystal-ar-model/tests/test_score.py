@@ -1,0 +1,134 @@
+"""Scoring: finite values, invariance under the cell choice, named errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import asu_geometry as ag
+from crystal_ar_model.errors import CheckpointFormatError
+from crystal_ar_model.model import LOGP_KEYS
+from crystal_ar_model.score import load_model, score_path
+
+from .conftest import TEST_FIXTURE
+from .test_data import DISORDERED_CIF
+
+
+def _subprocess(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crystal_ar_model.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
+    """Run ``crystal-ar`` in-process: returns a function giving ``CompletedProcess``-like results."""
+    from crystal_ar_model.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        rc = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), rc, out, err)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def structures() -> list:
+    df = pd.read_csv(TEST_FIXTURE)
+    return [(mid, ag.structure_from_cif_string(c)) for mid, c in zip(df["material_id"], df["cif"], strict=True)]
+
+
+def test_score_csv_cli(trained_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    r = _subprocess("score", str(TEST_FIXTURE), "--checkpoint", str(trained_run), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["id", *LOGP_KEYS] and len(df) == 20
+    assert np.isfinite(df[list(LOGP_KEYS)].to_numpy()).all()
+    np.testing.assert_allclose(df[list(LOGP_KEYS[:3])].sum(1), df["logp_total"], atol=1e-4)
+
+
+@pytest.mark.parametrize("which", [0, 3, 6, 10])  # triclinic, monoclinic, and two higher-symmetry crystals
+def test_score_invariant_under_cell_choice(trained_run: Path, structures: list, tmp_path: Path, which: int) -> None:
+    mid, s = structures[which]
+    variants = {"orig": s.copy()}
+    sc = s.copy()
+    sc.make_supercell([2, 1, 1])
+    variants["supercell"] = sc
+    sh = s.copy()
+    sh.translate_sites(list(range(len(sh))), [0.13, 0.27, 0.41], frac_coords=True, to_unit_cell=True)
+    variants["shifted"] = sh
+    perm = np.random.default_rng(0).permutation(len(s))
+    from pymatgen.core import Structure
+
+    variants["permuted"] = Structure(s.lattice, [s.species[i] for i in perm], s.frac_coords[perm])
+    d = tmp_path / "cifs"
+    d.mkdir()
+    for name, v in variants.items():
+        v.to(filename=str(d / f"{name}.cif"))
+    df = score_path(d, trained_run).set_index("id")
+    assert np.isfinite(df.to_numpy()).all()
+    ref = df.loc["orig"].to_numpy()
+    for name in variants:
+        np.testing.assert_allclose(df.loc[name].to_numpy(), ref, atol=1e-6, rtol=0, err_msg=f"{mid} {name}")
+
+
+def test_single_cif_to_stdout(trained_run: Path, structures: list, tmp_path: Path, cli) -> None:  # noqa: ANN001
+    p = tmp_path / "x.cif"
+    structures[1][1].to(filename=str(p))
+    r = cli("score", str(p), "--checkpoint", str(trained_run))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "id," + ",".join(LOGP_KEYS) and lines[1].startswith("x,")
+
+
+def _expect_error(r: subprocess.CompletedProcess[str], name: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert f"error: {name}:" in r.stderr, r.stderr
+
+
+def test_bad_inputs_give_named_errors(trained_run: Path, structures: list, tmp_path: Path, cli) -> None:  # noqa: ANN001
+    ck = str(trained_run)
+    garbage = tmp_path / "garbage.cif"
+    garbage.write_text("data_nothing\n_this_is not a crystal\n")
+    _expect_error(_subprocess("score", str(garbage), "--checkpoint", ck), "CifReadError")  # a real exit status
+    _cli = cli
+    _expect_error(_cli("score", str(tmp_path / "missing.cif"), "--checkpoint", ck), "DataError")
+    dis = tmp_path / "disordered.cif"
+    dis.write_text(DISORDERED_CIF)
+    _expect_error(_cli("score", str(dis), "--checkpoint", ck), "DisorderedStructureError")
+    from pymatgen.core import Lattice, Structure
+
+    am = tmp_path / "americium.cif"
+    Structure(Lattice.cubic(3.5), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(am))
+    _expect_error(_cli("score", str(am), "--checkpoint", ck), "UnknownElementError")
+    ok = tmp_path / "ok.cif"
+    structures[2][1].to(filename=str(ok))
+    old = tmp_path / "old_ckpt"
+    shutil.copytree(trained_run / "checkpoints" / "epoch-00004", old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta["format_version"] = 0
+    (old / "meta.json").write_text(json.dumps(meta))
+    _expect_error(_cli("score", str(ok), "--checkpoint", str(old)), "CheckpointFormatError")
+    with pytest.raises(CheckpointFormatError):
+        load_model(tmp_path / "empty")
+
+
+def test_skip_invalid_reports_and_continues(trained_run: Path, tmp_path: Path, cli) -> None:  # noqa: ANN001
+    _cli = cli
+    df = pd.read_csv(TEST_FIXTURE).head(4)
+    df.loc[1, "cif"] = DISORDERED_CIF
+    p = tmp_path / "mixed.csv"
+    df.to_csv(p, index=False)
+    r = _cli("score", str(p), "--checkpoint", str(trained_run), "--skip-invalid", "-o", str(tmp_path / "o.csv"))
+    assert r.returncode == 0 and "DisorderedStructureError" in r.stderr
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 3
+    _expect_error(_cli("score", str(p), "--checkpoint", str(trained_run)), "DisorderedStructureError")

@@ -1,0 +1,92 @@
+"""Training: NLL decreases, resume after SIGKILL reproduces the losses, 2-process torchrun (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crystal_ar_model.checkpoint import FORMAT_VERSION, read_meta, resolve_checkpoint
+from crystal_ar_model.config import Config
+from crystal_ar_model.errors import ConfigError
+from crystal_ar_model.train import read_metrics
+
+from .conftest import TEST_FIXTURE, TRAIN_FIXTURE
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crystal_ar_model.cli", *args], capture_output=True, text=True,
+                          env=env or _env(), timeout=600)
+
+
+def test_shipped_configs_load() -> None:
+    tiny, default = Config.load("tiny"), Config.load("default")
+    assert tiny.model.hidden < default.model.hidden
+    assert tiny.train.lr == {"space_group": 1e-3, "composition": 2e-3, "lattice": 1e-3, "gnn": 2e-4, "atoms": 5e-4}
+    assert Config.from_dict(tiny.to_dict()) == tiny
+    with pytest.raises(ConfigError):
+        Config.from_dict({"train": {"learning_rate": 1}})
+    with pytest.raises(ConfigError):
+        Config.load("no-such-config")
+
+
+def test_training_reduces_validation_nll(trained_run: Path) -> None:
+    m = read_metrics(trained_run)
+    assert [r["epoch"] for r in m] == [1, 2, 3, 4]
+    assert m[-1]["val"]["nll_total"] < m[0]["val"]["nll_total"] - 0.1
+    assert m[-1]["train"]["nll_total"] < m[0]["train"]["nll_total"]
+    ckpt = resolve_checkpoint(trained_run)
+    assert ckpt is not None and ckpt.name == "epoch-00004"
+    meta = read_meta(ckpt)
+    assert meta["format_version"] == FORMAT_VERSION and meta["data"]["preset"] == str(TRAIN_FIXTURE)
+    assert len(meta["data"]["hash"]) == 64 and meta["versions"]["torch"]
+    assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == ["epoch-00003", "epoch-00004"]
+
+
+def test_resume_after_sigkill_matches_uninterrupted(trained_run: Path, config_file: Path, cache_dir: Path,
+                                                    tmp_path: Path) -> None:
+    """Kill the run with SIGKILL in the middle of epoch 3 (step 20; 9 steps per epoch), then --resume."""
+    out = tmp_path / "killed"
+    common = ["train", "--config", str(config_file), "--data", str(TRAIN_FIXTURE), "--out", str(out),
+              "--cache-dir", str(cache_dir), "--no-progress"]
+    r = _cli(*common, env={**_env(), "CRYSTAL_AR_KILL_AT_STEP": "20"})
+    assert r.returncode == -9, r.stderr
+    assert [x["epoch"] for x in read_metrics(out)] == [1, 2]
+    r = _cli(*common, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stderr
+    got, want = read_metrics(out), read_metrics(trained_run)
+    assert [x["epoch"] for x in got] == [1, 2, 3, 4]
+    for a, b in zip(got, want, strict=True):
+        for split in ("train", "val"):
+            for k, v in b[split].items():
+                assert a[split][k] == pytest.approx(v, rel=1e-6, abs=1e-6), (a["epoch"], split, k)
+
+
+def test_torchrun_two_processes(config_file: Path, cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cfg = json.loads(config_file.read_text())
+    cfg["train"]["epochs"] = 2
+    cfgp = tmp_path / "ddp.json"
+    cfgp.write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "crystal_ar_model.cli", "train", "--config", str(cfgp), "--data", str(TEST_FIXTURE),
+                        "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress"],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = resolve_checkpoint(out)
+    assert ckpt is not None and read_meta(ckpt)["world_size"] == 2
+    m = read_metrics(out)
+    assert len(m) == 2 and all(x["val"]["nll_total"] < 1e9 for x in m)
+    from crystal_ar_model.score import load_model
+
+    model, meta = load_model(out)  # loads in a single process
+    assert meta["epoch"] == 2 and model.vocabulary[0] == 1
