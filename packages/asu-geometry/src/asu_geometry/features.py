@@ -88,7 +88,14 @@ from itertools import product
 
 import numpy as np
 
-from .tables import SpaceGroup, WyckoffPosition, WyckoffShape, all_wyckoff_positions, space_group
+from .tables import (
+    SpaceGroup,
+    WyckoffPosition,
+    WyckoffShape,
+    all_wyckoff_positions,
+    parse_xyz,
+    space_group,
+)
 
 __all__ = [
     "CENTRINGS", "CRYSTAL_FAMILIES", "FOURIER_FREQUENCIES", "GLIDE_TYPES", "POINT_GROUPS", "SCREW_TYPES",
@@ -412,11 +419,17 @@ def shape_centroid(shape: WyckoffShape,
     return (w[:, None] * np.array(cs)).sum(0) / w.sum()
 
 
+def _representative(wp: WyckoffPosition) -> tuple[np.ndarray, np.ndarray]:
+    """The ITA representative ``ops[0]`` as (M, t) floats."""
+    m, t = parse_xyz(wp.ops[0])
+    return m.astype(float), np.array([float(x) for x in t])
+
+
 def _site_rotations(g: SpaceGroup, wp: WyckoffPosition) -> list[np.ndarray]:
     """Linear parts of the stabilizer of a generic point of ``wp`` (checked against |G/T| / m)."""
-    ms, ts = wp.orbit_maps
+    m0, t0 = _representative(wp)
     generic = np.array([0.1173, 0.2861, 0.4127])
-    p = ms[0] @ generic + ts[0]
+    p = m0 @ generic + t0
     d = g.apply(p) - p
     d -= np.round(d)
     fixed = np.linalg.norm(d, axis=-1) < 1e-6
@@ -437,9 +450,9 @@ def _wyckoff_features(g: SpaceGroup, wp: WyckoffPosition) -> np.ndarray:
     out[8 + POINT_GROUPS.index(point_group_of(rots))] = 1.0
     sig = _type_signature(rots)
     out[40:49] = np.asarray(sig[1:], dtype=float) / s
-    ms, ts = wp.orbit_maps
-    out[49:58] = ms[0].reshape(-1)
-    out[58:61] = ts[0]
+    m0, t0 = _representative(wp)
+    out[49:58] = m0.reshape(-1)
+    out[58:61] = t0
     out[61:123] = space_group_features(g.number)
     shapes = wp.shapes
     out[123 + min(len(shapes), 4) - 1] = 1.0
