@@ -34,7 +34,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import pandas as pd
-
     from crystal_ar_model.config import Config
     from crystal_ar_model.data import CrystalTensors, load_csv
     from crystal_ar_model.model import CrystalARModel, bins_for, vocabulary_for
@@ -49,8 +48,10 @@ def main() -> None:
         part = Path(tmp) / "part.csv"
         pd.read_csv(src).head(args.rows).to_csv(part, index=False)
         ds, rep = load_csv(part, cache_dir=tmp, workers=args.workers)
-        print(f"preprocessing: {rep.total} crystals in {rep.seconds:.1f} s = {rep.total / rep.seconds:.1f} "
-              f"crystals/s ({args.workers} workers), {rep.failed} failed {rep.reasons()}")
+        print(
+            f"preprocessing: {rep.total} crystals in {rep.seconds:.1f} s = {rep.total / rep.seconds:.1f} "
+            f"crystals/s ({args.workers} workers), {rep.failed} failed {rep.reasons()}"
+        )
         t0 = time.perf_counter()
         ds2, rep2 = load_csv(part, cache_dir=tmp)
         dt = time.perf_counter() - t0
@@ -80,8 +81,10 @@ def main() -> None:
     t0 = time.perf_counter()
     n = sum(step() for _ in range(args.steps))
     dt = time.perf_counter() - t0
-    print(f"training (space group + composition + lattice, batch {bs}): {n / dt:.0f} crystals/s "
-          f"({args.steps} steps, {dt / args.steps * 1e3:.1f} ms/step)")
+    print(
+        f"training (space group + composition + lattice, batch {bs}): {n / dt:.0f} crystals/s "
+        f"({args.steps} steps, {dt / args.steps * 1e3:.1f} ms/step)"
+    )
 
     model.eval()
     with torch.no_grad():

@@ -40,8 +40,15 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, confi
     from crystal_ar_model.train import train
 
     out = tmp_path_factory.mktemp("run")
-    train(Config.load(config_file), str(TRAIN_FIXTURE), None, out, cache_dir=cache_dir, progress=False,
-          log=lambda _: None)
+    train(
+        Config.load(config_file),
+        str(TRAIN_FIXTURE),
+        None,
+        out,
+        cache_dir=cache_dir,
+        progress=False,
+        log=lambda _: None,
+    )
     return out
 
 

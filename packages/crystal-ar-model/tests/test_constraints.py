@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from crystal_ar_model.features import FAMILIES
 
 from .test_normalisation import FAMILY_GROUPS, _lattice_factor

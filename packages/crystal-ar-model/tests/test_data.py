@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from crystal_ar_model.data import CrystalTensors, ProcessedDataset, holdout_split, load_csv, load_preset
 from crystal_ar_model.errors import DataError, UnknownElementError
 
@@ -76,7 +75,7 @@ def test_batches_and_subsets(cache_dir: Path) -> None:
     sub = ds.subset(idx)
     assert b.wyckoff.shape[0] == sub.site_wyckoff.shape[0] == int(b.ptr[-1])
     np.testing.assert_array_equal(b.element.numpy() + 1, sub.site_z)  # vocabulary = Z - 1
-    assert (b.batch[b.ptr[1]:b.ptr[2]] == 1).all()
+    assert (b.batch[b.ptr[1] : b.ptr[2]] == 1).all()
     np.testing.assert_array_equal(b.comp.sum(1).numpy(), [len(s) for s in sub.element_sets()])
     cat = ProcessedDataset.concat([ds.subset([0, 1]), ds.subset([2])])
     assert cat.content_hash() == ds.subset([0, 1, 2]).content_hash()

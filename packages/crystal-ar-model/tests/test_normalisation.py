@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from crystal_ar_model.config import ModelConfig
 from crystal_ar_model.elements import element_feature_matrix
 from crystal_ar_model.factors import (
@@ -23,11 +22,22 @@ from crystal_ar_model.features import FAMILIES, family_index_table, space_group_
 from crystal_ar_model.model import CrystalARModel
 
 # one space group per crystal family, in FAMILIES order
-FAMILY_GROUPS = {"triclinic": 2, "monoclinic": 14, "orthorhombic": 62, "tetragonal": 139, "hexagonal": 166,
-                 "cubic": 225}
-TYPICAL = {"triclinic": (5.1, 6.2, 7.3, 80.0, 100.0, 110.0), "monoclinic": (5.1, 6.2, 7.3, 90.0, 104.0, 90.0),
-           "orthorhombic": (5.1, 6.2, 7.3, 90.0, 90.0, 90.0), "tetragonal": (5.1, 5.1, 7.3, 90.0, 90.0, 90.0),
-           "hexagonal": (5.1, 5.1, 14.3, 90.0, 90.0, 120.0), "cubic": (5.1, 5.1, 5.1, 90.0, 90.0, 90.0)}
+FAMILY_GROUPS = {
+    "triclinic": 2,
+    "monoclinic": 14,
+    "orthorhombic": 62,
+    "tetragonal": 139,
+    "hexagonal": 166,
+    "cubic": 225,
+}
+TYPICAL = {
+    "triclinic": (5.1, 6.2, 7.3, 80.0, 100.0, 110.0),
+    "monoclinic": (5.1, 6.2, 7.3, 90.0, 104.0, 90.0),
+    "orthorhombic": (5.1, 6.2, 7.3, 90.0, 90.0, 90.0),
+    "tetragonal": (5.1, 5.1, 7.3, 90.0, 90.0, 90.0),
+    "hexagonal": (5.1, 5.1, 14.3, 90.0, 90.0, 120.0),
+    "cubic": (5.1, 5.1, 5.1, 90.0, 90.0, 90.0),
+}
 
 
 def _seed_params(module: torch.nn.Module, seed: int = 0) -> None:
@@ -52,7 +62,9 @@ def test_space_group_factors_sum_to_one() -> None:
     groups = torch.arange(230)
     for dist in (prior(2), cond(comp)):
         lp = torch.stack([dist.log_prob(torch.full((2,), int(g))) for g in groups], 1)
-        torch.testing.assert_close(torch.logsumexp(lp, 1), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0)
+        torch.testing.assert_close(
+            torch.logsumexp(lp, 1), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0
+        )
         assert not torch.allclose(lp[:, 0], lp[:, 1])  # not trivially uniform
 
 
@@ -84,7 +96,9 @@ def test_composition_conditioning_changes_distribution() -> None:
 
 
 def _lattice_factor(n_coarse: int, n_fine: int, seed: int = 3) -> LatticeFactor:
-    bins = LatticeBins((2.0, 2.0, 2.0, 60.0, 60.0, 0.0), (20.0, 20.0, 40.0, 120.0, 125.0, 180.0), n_coarse, n_fine)
+    bins = LatticeBins(
+        (2.0, 2.0, 2.0, 60.0, 60.0, 0.0), (20.0, 20.0, 40.0, 120.0, 125.0, 180.0), n_coarse, n_fine
+    )
     f = LatticeFactor(5, space_group_feature_matrix(), bins, hidden=16, rff_features=4).double()
     _seed_params(f, seed)
     return f
@@ -104,7 +118,7 @@ def test_lattice_slot_pmf_sums_to_one(family: str) -> None:
         assert lp.shape == (1, 10_000)
         assert abs(torch.logsumexp(lp, 1).item()) < 1e-10
         if family == "triclinic" and slot == 5:
-            # exactly the gamma bins with strictly positive volume (given the alpha/beta bin centres) have mass
+            # exactly the gamma bins with positive volume (given the alpha/beta bin centres) have mass
             cond = f.conditioning(f.bin_center(f.bin_index(value)), torch.tensor([0]))[0]
             al, be = float(cond[3]), float(cond[4])
             centers = (np.arange(10_000) + 0.5) * 180.0 / 10_000
@@ -130,7 +144,9 @@ def test_lattice_joint_pmf_sums_to_one_by_enumeration(family: str) -> None:
     n = len(combos)
     sg = torch.full((n,), FAMILY_GROUPS[family])
     comp = torch.tensor([[0, 1.0, 0, 1, 0]], dtype=torch.float64).repeat(n, 1)
-    lp = torch.cat([f(sg[i:i + 8192], comp[i:i + 8192]).log_prob(value[i:i + 8192]) for i in range(0, n, 8192)])
+    lp = torch.cat(
+        [f(sg[i : i + 8192], comp[i : i + 8192]).log_prob(value[i : i + 8192]) for i in range(0, n, 8192)]
+    )
     assert abs(torch.logsumexp(lp, 0).item()) < 1e-9
     if family == "triclinic":
         assert torch.isinf(lp).any()  # some gamma bins are excluded (non-positive volume)

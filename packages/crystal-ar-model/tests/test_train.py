@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from crystal_ar_model.checkpoint import FORMAT_VERSION, read_meta, resolve_checkpoint
 from crystal_ar_model.config import Config
 from crystal_ar_model.errors import ConfigError
@@ -23,14 +22,25 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crystal_ar_model.cli", *args], capture_output=True, text=True,
-                          env=env or _env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "crystal_ar_model.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env or _env(),
+        timeout=600,
+    )
 
 
 def test_shipped_configs_load() -> None:
     tiny, default = Config.load("tiny"), Config.load("default")
     assert tiny.model.hidden < default.model.hidden
-    assert tiny.train.lr == {"space_group": 1e-3, "composition": 2e-3, "lattice": 1e-3, "gnn": 2e-4, "atoms": 5e-4}
+    assert tiny.train.lr == {
+        "space_group": 1e-3,
+        "composition": 2e-3,
+        "lattice": 1e-3,
+        "gnn": 2e-4,
+        "atoms": 5e-4,
+    }
     assert Config.from_dict(tiny.to_dict()) == tiny
     with pytest.raises(ConfigError):
         Config.from_dict({"train": {"learning_rate": 1}})
@@ -51,12 +61,23 @@ def test_training_reduces_validation_nll(trained_run: Path) -> None:
     assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == ["epoch-00003", "epoch-00004"]
 
 
-def test_resume_after_sigkill_matches_uninterrupted(trained_run: Path, config_file: Path, cache_dir: Path,
-                                                    tmp_path: Path) -> None:
+def test_resume_after_sigkill_matches_uninterrupted(
+    trained_run: Path, config_file: Path, cache_dir: Path, tmp_path: Path
+) -> None:
     """Kill the run with SIGKILL in the middle of epoch 3 (step 20; 9 steps per epoch), then --resume."""
     out = tmp_path / "killed"
-    common = ["train", "--config", str(config_file), "--data", str(TRAIN_FIXTURE), "--out", str(out),
-              "--cache-dir", str(cache_dir), "--no-progress"]
+    common = [
+        "train",
+        "--config",
+        str(config_file),
+        "--data",
+        str(TRAIN_FIXTURE),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache_dir),
+        "--no-progress",
+    ]
     r = _cli(*common, env={**_env(), "CRYSTAL_AR_KILL_AT_STEP": "20"})
     assert r.returncode == -9, r.stderr
     assert [x["epoch"] for x in read_metrics(out)] == [1, 2]
@@ -77,10 +98,32 @@ def test_torchrun_two_processes(config_file: Path, cache_dir: Path, tmp_path: Pa
     cfg["train"]["epochs"] = 2
     cfgp = tmp_path / "ddp.json"
     cfgp.write_text(json.dumps(cfg))
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "crystal_ar_model.cli", "train", "--config", str(cfgp), "--data", str(TEST_FIXTURE),
-                        "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress"],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "crystal_ar_model.cli",
+            "train",
+            "--config",
+            str(cfgp),
+            "--data",
+            str(TEST_FIXTURE),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache_dir),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = resolve_checkpoint(out)
     assert ckpt is not None and read_meta(ckpt)["world_size"] == 2

@@ -31,8 +31,17 @@ from .errors import CheckpointFormatError
 
 FORMAT = "crystal-ar-checkpoint"
 FORMAT_VERSION = 1
-_PACKAGES = ("crystal-ar-model", "asu-geometry", "polygon-flows", "torch", "torch-geometric", "pymatgen", "numpy",
-             "spglib", "safetensors")
+_PACKAGES = (
+    "crystal-ar-model",
+    "asu-geometry",
+    "polygon-flows",
+    "torch",
+    "torch-geometric",
+    "pymatgen",
+    "numpy",
+    "spglib",
+    "safetensors",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -77,8 +86,14 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def save_checkpoint(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    meta: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    meta: dict[str, Any],
+    keep: int = 2,
+) -> Path:
     """Write ``run_dir/checkpoints/epoch-NNNNN`` atomically, point ``latest`` at it, prune old ones."""
     ckdir = run_dir / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +105,16 @@ def save_checkpoint(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer
         tensors, info = _optimizer_tensors(optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         _write_json(tmp / "optimizer.json", info)
-    _write_json(tmp / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": epoch,
-                                    "versions": package_versions(), **meta})
+    _write_json(
+        tmp / "meta.json",
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "epoch": epoch,
+            "versions": package_versions(),
+            **meta,
+        },
+    )
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -136,9 +159,11 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
     if meta.get("format") != FORMAT:
         raise CheckpointFormatError(f"{ckpt}: not a crystal-ar checkpoint (format {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointFormatError(f"{ckpt}: checkpoint format version {meta.get('format_version')!r}; this "
-                                    f"crystal-ar-model ({package_versions()['crystal-ar-model']}) reads version "
-                                    f"{FORMAT_VERSION}")
+        raise CheckpointFormatError(
+            f"{ckpt}: checkpoint format version {meta.get('format_version')!r}; this "
+            f"crystal-ar-model ({package_versions()['crystal-ar-model']}) reads version "
+            f"{FORMAT_VERSION}"
+        )
     if not (ckpt / "model.safetensors").is_file():
         raise CheckpointFormatError(f"{ckpt}: model.safetensors is missing")
     return meta

@@ -19,12 +19,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the model (works under torchrun for DDP)")
     t.add_argument("--config", default="tiny", help="shipped preset (tiny, default) or a JSON file [tiny]")
-    t.add_argument("--data", default="mp20-available",
-                   help="dataset preset (mp20, mp20-available) or a CDVAE CSV file [mp20-available]")
+    t.add_argument(
+        "--data",
+        default="mp20-available",
+        help="dataset preset (mp20, mp20-available) or a CDVAE CSV file [mp20-available]",
+    )
     t.add_argument("--data-dir", default=None, help="folder with the preset's CSV files")
     t.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    t.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
+    t.add_argument(
+        "--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]"
+    )
     t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     t.add_argument("--max-rows", type=int, default=None, help="override train.max_train_rows")
     t.add_argument("--seed", type=int, default=None, help="override train.seed")
@@ -35,9 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default=None, help="CSV file to write [stdout]")
     s.add_argument("--symprec", type=float, default=0.1)
     s.add_argument("--angle-tolerance", type=float, default=5.0)
-    s.add_argument("--skip-invalid", action="store_true",
-                   help="report and skip crystals that cannot be converted instead of failing")
-    s.add_argument("--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input")
+    s.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="report and skip crystals that cannot be converted instead of failing",
+    )
+    s.add_argument(
+        "--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input"
+    )
     return p
 
 
@@ -52,16 +62,30 @@ def _train(args: argparse.Namespace) -> int:
         cfg.train.max_train_rows = args.max_rows
     if args.seed is not None:
         cfg.train.seed = args.seed
-    train(cfg, args.data, args.data_dir, args.out, resume=args.resume, cache_dir=args.cache_dir,
-          progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True))
+    train(
+        cfg,
+        args.data,
+        args.data_dir,
+        args.out,
+        resume=args.resume,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
     from .score import score_path
 
-    df = score_path(args.input, args.checkpoint, args.symprec, args.angle_tolerance,
-                    strict=not args.skip_invalid, workers=args.workers)
+    df = score_path(
+        args.input,
+        args.checkpoint,
+        args.symprec,
+        args.angle_tolerance,
+        strict=not args.skip_invalid,
+        workers=args.workers,
+    )
     if args.output:
         df.to_csv(args.output, index=False, float_format="%.10g")
         print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)

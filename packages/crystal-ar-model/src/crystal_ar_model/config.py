@@ -34,8 +34,15 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 256
     eval_batch_size: int = 2048
-    lr: dict[str, float] = field(default_factory=lambda: {
-        "space_group": 1e-3, "composition": 2e-3, "lattice": 1e-3, "gnn": 2e-4, "atoms": 5e-4})
+    lr: dict[str, float] = field(
+        default_factory=lambda: {
+            "space_group": 1e-3,
+            "composition": 2e-3,
+            "lattice": 1e-3,
+            "gnn": 2e-4,
+            "atoms": 5e-4,
+        }
+    )
     weight_decay: float = 1e-5
     adam_eps: float = 1e-5
     grad_clip: float = 1.0
@@ -76,8 +83,11 @@ class Config:
         unknown = set(d) - {"name", "model", "train"}
         if unknown:
             raise ConfigError(f"unknown config keys: {sorted(unknown)}")
-        return cls(name=str(d.get("name", "custom")), model=build(ModelConfig, d.get("model", {})),
-                   train=build(TrainConfig, d.get("train", {})))
+        return cls(
+            name=str(d.get("name", "custom")),
+            model=build(ModelConfig, d.get("model", {})),
+            train=build(TrainConfig, d.get("train", {})),
+        )
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Config:

@@ -2,7 +2,7 @@
 
 One path for every input::
 
-    CSV rows or CIF files --(asu_geometry.to_asu)--> AsuCrystal --(encode)--> ProcessedDataset (numpy, .npz cache)
+    CSV rows or CIF files --(asu_geometry.to_asu)--> AsuCrystal --(encode)--> ProcessedDataset (.npz cache)
         --(CrystalTensors)--> torch_geometric.data.Batch
 
 A :class:`ProcessedDataset` is vocabulary-independent (elements are atomic numbers). The cache key is the
@@ -36,7 +36,16 @@ from .errors import DataError, UnknownElementError
 
 PIPELINE_VERSION = 1
 PRESETS = ("mp20", "mp20-available")
-_ARRAYS = ("space_group", "lattice", "site_ptr", "site_wyckoff", "site_z", "site_shape", "site_frac", "site_mult")
+_ARRAYS = (
+    "space_group",
+    "lattice",
+    "site_ptr",
+    "site_wyckoff",
+    "site_z",
+    "site_shape",
+    "site_frac",
+    "site_mult",
+)
 
 
 # --------------------------------------------------------------------------------------------- conversion
@@ -60,7 +69,11 @@ class ConversionReport:
         return dict(Counter(r.split(":", 1)[0] for _, r in self.failures))
 
     def summary(self) -> str:
-        rate = f", {self.total / self.seconds:.1f} crystals/s" if self.seconds > 0 and not self.from_cache else ""
+        rate = (
+            f", {self.total / self.seconds:.1f} crystals/s"
+            if self.seconds > 0 and not self.from_cache
+            else ""
+        )
         src = " (cached)" if self.from_cache else ""
         s = f"{self.source}: {self.converted}/{self.total} converted, {self.failed} failed{src}{rate}"
         if self.failures:
@@ -68,8 +81,13 @@ class ConversionReport:
         return s
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "total": self.total, "converted": self.converted,
-                "failures": [list(f) for f in self.failures], "seconds": self.seconds}
+        return {
+            "source": self.source,
+            "total": self.total,
+            "converted": self.converted,
+            "failures": [list(f) for f in self.failures],
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConversionReport:
@@ -81,15 +99,23 @@ def _convert_one(args: tuple[str, str, float, float]) -> tuple[str, Any]:
 
     ident, cif, symprec, angle_tolerance = args
     try:
-        crystal = ag.to_asu(ag.structure_from_cif_string(cif), symprec=symprec, angle_tolerance=angle_tolerance)
+        crystal = ag.to_asu(
+            ag.structure_from_cif_string(cif), symprec=symprec, angle_tolerance=angle_tolerance
+        )
         return ident, crystal
     except Exception as exc:  # recorded with its class name; never dropped silently
         return ident, f"{type(exc).__name__}: {exc}"
 
 
-def convert_cifs(ids: Sequence[str], cifs: Sequence[str], symprec: float = 0.1, angle_tolerance: float = 5.0,
-                 workers: int = 1, source: str = "input", progress: bool = False) -> tuple[list[tuple[str, Any]],
-                                                                                             ConversionReport]:
+def convert_cifs(
+    ids: Sequence[str],
+    cifs: Sequence[str],
+    symprec: float = 0.1,
+    angle_tolerance: float = 5.0,
+    workers: int = 1,
+    source: str = "input",
+    progress: bool = False,
+) -> tuple[list[tuple[str, Any]], ConversionReport]:
     """Convert CIF strings with ``asu_geometry.to_asu``.
 
     Returns:
@@ -164,10 +190,17 @@ class ProcessedDataset:
                 fr.append(s.frac_coords)
                 mu.append(wp.multiplicity)
             ptr.append(len(wy))
-        return cls(np.array(ids, dtype=str), np.array(sgs, dtype=np.int64),
-                   np.array(lats, dtype=np.float64).reshape(-1, 6), np.array(ptr, dtype=np.int64),
-                   np.array(wy, dtype=np.int64), np.array(zs, dtype=np.int64), np.array(sh, dtype=np.int64),
-                   np.array(fr, dtype=np.float64).reshape(-1, 3), np.array(mu, dtype=np.int64))
+        return cls(
+            np.array(ids, dtype=str),
+            np.array(sgs, dtype=np.int64),
+            np.array(lats, dtype=np.float64).reshape(-1, 6),
+            np.array(ptr, dtype=np.int64),
+            np.array(wy, dtype=np.int64),
+            np.array(zs, dtype=np.int64),
+            np.array(sh, dtype=np.int64),
+            np.array(fr, dtype=np.float64).reshape(-1, 3),
+            np.array(mu, dtype=np.int64),
+        )
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> ProcessedDataset:
         """The crystals at positions ``idx`` (in that order)."""
@@ -176,9 +209,17 @@ class ProcessedDataset:
         counts = ends - starts
         node = _ranges(starts, counts)
         ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return ProcessedDataset(self.ids[idx], self.space_group[idx], self.lattice[idx], ptr,
-                                self.site_wyckoff[node], self.site_z[node], self.site_shape[node],
-                                self.site_frac[node], self.site_mult[node])
+        return ProcessedDataset(
+            self.ids[idx],
+            self.space_group[idx],
+            self.lattice[idx],
+            ptr,
+            self.site_wyckoff[node],
+            self.site_z[node],
+            self.site_shape[node],
+            self.site_frac[node],
+            self.site_mult[node],
+        )
 
     @classmethod
     def concat(cls, parts: Sequence[ProcessedDataset]) -> ProcessedDataset:
@@ -187,13 +228,24 @@ class ProcessedDataset:
             ptrs.append(p.site_ptr[1:] + off)
             off += int(p.site_ptr[-1])
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        return cls(cat("ids"), cat("space_group"), cat("lattice"), np.concatenate(ptrs), cat("site_wyckoff"),
-                   cat("site_z"), cat("site_shape"), cat("site_frac"), cat("site_mult"))
+        return cls(
+            cat("ids"),
+            cat("space_group"),
+            cat("lattice"),
+            np.concatenate(ptrs),
+            cat("site_wyckoff"),
+            cat("site_z"),
+            cat("site_shape"),
+            cat("site_frac"),
+            cat("site_mult"),
+        )
 
     def element_sets(self) -> list[tuple[int, ...]]:
         """Sorted atomic numbers present in each crystal."""
-        return [tuple(sorted(set(self.site_z[a:b].tolist()))) for a, b in zip(self.site_ptr[:-1], self.site_ptr[1:],
-                                                                               strict=True)]
+        return [
+            tuple(sorted(set(self.site_z[a:b].tolist())))
+            for a, b in zip(self.site_ptr[:-1], self.site_ptr[1:], strict=True)
+        ]
 
     def content_hash(self) -> str:
         """SHA-256 over every array (what checkpoints record as the data hash)."""
@@ -229,7 +281,7 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- CSV + cache
 def read_cdvae_csv(path: str | Path) -> tuple[list[str], list[str]]:
-    """``(ids, cifs)`` of a CDVAE-layout CSV (``.csv``, ``.csv.xz``, ``.csv.gz``); ids from ``material_id``."""
+    """``(ids, cifs)`` of a CDVAE-layout CSV (``.csv``, ``.csv.xz``, ``.csv.gz``); ids: ``material_id``."""
     import pandas as pd
 
     path = Path(path)
@@ -267,14 +319,28 @@ def cache_key(path: Path, symprec: float, angle_tolerance: float) -> str:
 
     h = hashlib.sha256()
     h.update(_file_sha256(path).encode())
-    h.update(json.dumps({"symprec": symprec, "angle_tolerance": angle_tolerance, "pipeline": PIPELINE_VERSION,
-                         "asu_geometry": getattr(ag, "__version__", "?")}, sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {
+                "symprec": symprec,
+                "angle_tolerance": angle_tolerance,
+                "pipeline": PIPELINE_VERSION,
+                "asu_geometry": getattr(ag, "__version__", "?"),
+            },
+            sort_keys=True,
+        ).encode()
+    )
     return h.hexdigest()[:32]
 
 
-def load_csv(path: str | Path, cache_dir: str | Path | None = None, symprec: float = 0.1,
-             angle_tolerance: float = 5.0, workers: int = 1, progress: bool = False
-             ) -> tuple[ProcessedDataset, ConversionReport]:
+def load_csv(
+    path: str | Path,
+    cache_dir: str | Path | None = None,
+    symprec: float = 0.1,
+    angle_tolerance: float = 5.0,
+    workers: int = 1,
+    progress: bool = False,
+) -> tuple[ProcessedDataset, ConversionReport]:
     """Convert a CDVAE CSV, or load its processed form from the cache (keyed by content hash)."""
     path = Path(path)
     if not path.is_file():
@@ -289,7 +355,9 @@ def load_csv(path: str | Path, cache_dir: str | Path | None = None, symprec: flo
         report.from_cache, report.seconds = True, time.perf_counter() - t0
         return ds, report
     ids, cifs = read_cdvae_csv(path)
-    items, report = convert_cifs(ids, cifs, symprec, angle_tolerance, workers, source=path.name, progress=progress)
+    items, report = convert_cifs(
+        ids, cifs, symprec, angle_tolerance, workers, source=path.name, progress=progress
+    )
     ds = ProcessedDataset.from_crystals(items)
     ds.save(npz)
     fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
@@ -332,9 +400,17 @@ def holdout_split(n: int, fraction: float = 0.05, seed: int = 0) -> tuple[np.nda
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def load_preset(preset: str, data_dir: str | Path | None, cache_dir: str | Path | None = None,
-                symprec: float = 0.1, angle_tolerance: float = 5.0, workers: int = 1, progress: bool = False,
-                max_rows: int | None = None, load_test: bool = False) -> DataSplits:
+def load_preset(
+    preset: str,
+    data_dir: str | Path | None,
+    cache_dir: str | Path | None = None,
+    symprec: float = 0.1,
+    angle_tolerance: float = 5.0,
+    workers: int = 1,
+    progress: bool = False,
+    max_rows: int | None = None,
+    load_test: bool = False,
+) -> DataSplits:
     """Load a named dataset preset, or a single CDVAE CSV file given as ``preset``.
 
     * ``mp20``: ``DIR/{train,val,test}.csv`` (the full CDVAE MP-20 split, downloaded by the user).
@@ -344,8 +420,13 @@ def load_preset(preset: str, data_dir: str | Path | None, cache_dir: str | Path 
 
     ``max_rows`` truncates the training set (after the split), for quick runs.
     """
-    kw = dict(cache_dir=cache_dir, symprec=symprec, angle_tolerance=angle_tolerance, workers=workers,
-              progress=progress)
+    kw = dict(
+        cache_dir=cache_dir,
+        symprec=symprec,
+        angle_tolerance=angle_tolerance,
+        workers=workers,
+        progress=progress,
+    )
     reports: list[ConversionReport] = []
 
     def get(p: Path) -> ProcessedDataset:
@@ -405,8 +486,12 @@ class CrystalTensors:
             from .elements import symbol
 
             for i in bad:
-                zs = sorted(set(ds.site_z[ds.site_ptr[i]:ds.site_ptr[i + 1]].tolist()) - set(vocab.tolist()))
-                reason = f"UnknownElementError: {', '.join(symbol(z) for z in zs)} not in the model's vocabulary"
+                zs = sorted(
+                    set(ds.site_z[ds.site_ptr[i] : ds.site_ptr[i + 1]].tolist()) - set(vocab.tolist())
+                )
+                reason = (
+                    f"UnknownElementError: {', '.join(symbol(z) for z in zs)} not in the model's vocabulary"
+                )
                 if strict:
                     raise UnknownElementError(f"crystal {ds.ids[i]}: {reason.split(': ', 1)[1]}")
                 self.dropped.append((str(ds.ids[i]), reason))
@@ -441,14 +526,21 @@ class CrystalTensors:
         node = torch.as_tensor(_ranges(starts, counts))
         it = torch.as_tensor(idx_np)
         ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]))
-        return Batch(batch=torch.repeat_interleave(torch.arange(len(idx_np)), torch.as_tensor(counts)), ptr=ptr,
-                     space_group=self.space_group[it], lattice=self.lattice[it], comp=self.comp[it],
-                     wyckoff=self.wyckoff[node], element=self.element[node], shape=self.shape[node],
-                     frac=self.frac[node], mult=self.mult[node])
+        return Batch(
+            batch=torch.repeat_interleave(torch.arange(len(idx_np)), torch.as_tensor(counts)),
+            ptr=ptr,
+            space_group=self.space_group[it],
+            lattice=self.lattice[it],
+            comp=self.comp[it],
+            wyckoff=self.wyckoff[node],
+            element=self.element[node],
+            shape=self.shape[node],
+            frac=self.frac[node],
+            mult=self.mult[node],
+        )
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None) -> Iterable[Any]:
         """Consecutive batches over ``order`` (default: dataset order)."""
         order_np = np.arange(len(self)) if order is None else np.asarray(order)
         for s in range(0, len(order_np), batch_size):
-            yield self.batch(order_np[s:s + batch_size])
-
+            yield self.batch(order_np[s : s + batch_size])

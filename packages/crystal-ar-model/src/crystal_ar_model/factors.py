@@ -41,15 +41,22 @@ from .features import FAMILIES, NUM_SPACE_GROUPS
 NEG_INF = float("-inf")
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 # FREE[f, j]: parameter j is free in family f (order of FAMILIES).
-FREE = torch.tensor([
-    [1, 1, 1, 1, 1, 1],  # triclinic
-    [1, 1, 1, 0, 1, 0],  # monoclinic
-    [1, 1, 1, 0, 0, 0],  # orthorhombic
-    [1, 0, 1, 0, 0, 0],  # tetragonal
-    [1, 0, 1, 0, 0, 0],  # hexagonal (trigonal and hexagonal systems)
-    [1, 0, 0, 0, 0, 0],  # cubic
-], dtype=torch.bool)
-TRICLINIC, HEXAGONAL, CUBIC = FAMILIES.index("triclinic"), FAMILIES.index("hexagonal"), FAMILIES.index("cubic")
+FREE = torch.tensor(
+    [
+        [1, 1, 1, 1, 1, 1],  # triclinic
+        [1, 1, 1, 0, 1, 0],  # monoclinic
+        [1, 1, 1, 0, 0, 0],  # orthorhombic
+        [1, 0, 1, 0, 0, 0],  # tetragonal
+        [1, 0, 1, 0, 0, 0],  # hexagonal (trigonal and hexagonal systems)
+        [1, 0, 0, 0, 0, 0],  # cubic
+    ],
+    dtype=torch.bool,
+)
+TRICLINIC, HEXAGONAL, CUBIC = (
+    FAMILIES.index("triclinic"),
+    FAMILIES.index("hexagonal"),
+    FAMILIES.index("cubic"),
+)
 _B_EQUALS_A = torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.bool)
 
 
@@ -117,7 +124,9 @@ class CompositionDistribution(Distribution):
 
     def __init__(self, factor: CompositionFactor, context: Tensor) -> None:
         self.factor, self.context = factor, context
-        super().__init__(batch_shape=context.shape[:1], event_shape=(factor.num_elements,), validate_args=False)
+        super().__init__(
+            batch_shape=context.shape[:1], event_shape=(factor.num_elements,), validate_args=False
+        )
 
     def log_prob_terms(self, value: Tensor) -> tuple[Tensor, Tensor]:
         return self.factor.sequence_log_prob(self.context, value)
@@ -140,13 +149,16 @@ class CompositionFactor(nn.Module):
     uses the same parameters with a zero vector in place of the 63 feature inputs and no embedding.
     """
 
-    def __init__(self, element_features: np.ndarray, sg_features: np.ndarray, hidden: int, layers: int = 2) -> None:
+    def __init__(
+        self, element_features: np.ndarray, sg_features: np.ndarray, hidden: int, layers: int = 2
+    ) -> None:
         super().__init__()
         v, f = element_features.shape
         self.num_elements = v
         self.stop = v
-        self.elem_emb = nn.Embedding.from_pretrained(torch.as_tensor(element_features, dtype=torch.float32),
-                                                     freeze=False)
+        self.elem_emb = nn.Embedding.from_pretrained(
+            torch.as_tensor(element_features, dtype=torch.float32), freeze=False
+        )
         self.elem_proj = nn.Linear(f, hidden)
         self.phi = mlp(hidden, hidden, hidden, layers)
         self.last_emb = nn.Embedding(v + 1, hidden)  # index v: nothing chosen yet
@@ -163,11 +175,16 @@ class CompositionFactor(nn.Module):
         """p(C | G) for ``space_group`` (B,) in 1..230, or p(C) when it is ``None`` (needs ``batch_size``)."""
         if space_group is None:
             assert batch_size is not None
-            g = torch.zeros(batch_size, self.sg_features.shape[1], dtype=self.sg_features.dtype,
-                            device=self.sg_features.device)
+            g = torch.zeros(
+                batch_size,
+                self.sg_features.shape[1],
+                dtype=self.sg_features.dtype,
+                device=self.sg_features.device,
+            )
         else:
-            return CompositionDistribution(self, self.g_proj(self.sg_features[space_group - 1])
-                                           + self.g_emb(space_group - 1))
+            return CompositionDistribution(
+                self, self.g_proj(self.sg_features[space_group - 1]) + self.g_emb(space_group - 1)
+            )
         return CompositionDistribution(self, self.g_proj(g))
 
     def _embed(self, elements: Tensor) -> Tensor:
@@ -190,7 +207,9 @@ class CompositionFactor(nn.Module):
         present = value > 0.5
         n = present.sum(1)
         k = max(int(n.max().item()) if bsz else 0, 1)
-        key = torch.where(present, torch.arange(v, device=value.device).expand(bsz, v), torch.full_like(n, v)[:, None])
+        key = torch.where(
+            present, torch.arange(v, device=value.device).expand(bsz, v), torch.full_like(n, v)[:, None]
+        )
         idx = key.sort(1).values[:, :k]  # (B, K) chosen elements ascending, padded with V
         steps = torch.arange(k + 1, device=value.device)
         valid = steps[None, :] <= n[:, None]  # (B, K+1)
@@ -240,7 +259,11 @@ class LatticeBins:
     n_fine: int = 100
 
     def __post_init__(self) -> None:
-        if len(self.lo) != 6 or len(self.hi) != 6 or not all(h > l for l, h in zip(self.lo, self.hi, strict=True)):
+        if (
+            len(self.lo) != 6
+            or len(self.hi) != 6
+            or not all(h > l for l, h in zip(self.lo, self.hi, strict=True))
+        ):
             raise ValueError(f"bad lattice ranges lo={self.lo} hi={self.hi}")
         if min(self.lo[:3]) < 0:
             raise ValueError("length ranges must start at >= 0")
@@ -251,7 +274,9 @@ class LatticeBins:
         # every triclinic gamma interval (|a-b|, min(a+b, 360-a-b)) has width 2 min(a, b, 180-a, 180-b):
         width = 2 * min(self.lo[3], self.lo[4], 180 - self.hi[3], 180 - self.hi[4])
         if width <= 180.0 / self.n_bins:
-            raise ValueError("alpha/beta ranges too close to 0 or 180 for the gamma bins: empty gamma support")
+            raise ValueError(
+                "alpha/beta ranges too close to 0 or 180 for the gamma bins: empty gamma support"
+            )
 
     @property
     def n_bins(self) -> int:
@@ -269,9 +294,10 @@ class LatticeBins:
         return cls(tuple(d["lo"]), tuple(d["hi"]), int(d["n_coarse"]), int(d["n_fine"]))
 
     @classmethod
-    def from_data(cls, lattice: np.ndarray, space_group: np.ndarray, n_coarse: int = 100,
-                  n_fine: int = 100) -> LatticeBins:
-        """Data-determined ranges: the observed span of each free parameter widened by 10 % (+0.5 A / 2 deg)."""
+    def from_data(
+        cls, lattice: np.ndarray, space_group: np.ndarray, n_coarse: int = 100, n_fine: int = 100
+    ) -> LatticeBins:
+        """Data-determined ranges: the span of each free parameter, widened by 10 % + 0.5 A or 2 deg."""
         from .features import family_index_table
 
         fam = family_index_table()[np.asarray(space_group) - 1]
@@ -322,8 +348,17 @@ class LatticeDistribution(Distribution):
 class LatticeFactor(nn.Module):
     """p(l | G, C): telescoping coarse/fine categorical per free parameter, autoregressive over a..gamma."""
 
-    def __init__(self, num_elements: int, sg_features: np.ndarray, bins: LatticeBins, hidden: int,
-                 layers: int = 2, rff_features: int = 16, rff_scale: float = 4.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_elements: int,
+        sg_features: np.ndarray,
+        bins: LatticeBins,
+        hidden: int,
+        layers: int = 2,
+        rff_features: int = 16,
+        rff_scale: float = 4.0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         from .features import family_index_table
 
@@ -334,10 +369,15 @@ class LatticeFactor(nn.Module):
         self.register_buffer("free", FREE.clone(), persistent=False)
         sg = torch.as_tensor(sg_features, dtype=torch.float32)
         std = sg.std(0)
-        self.register_buffer("sg_features", (sg - sg.mean(0)) / torch.where(std > 0, std, torch.ones_like(std)),
-                             persistent=False)
+        self.register_buffer(
+            "sg_features",
+            (sg - sg.mean(0)) / torch.where(std > 0, std, torch.ones_like(std)),
+            persistent=False,
+        )
         gen = torch.Generator().manual_seed(seed + 12345)
-        self.register_buffer("rff_freq", torch.randn(6, rff_features, generator=gen) * rff_scale, persistent=False)
+        self.register_buffer(
+            "rff_freq", torch.randn(6, rff_features, generator=gen) * rff_scale, persistent=False
+        )
         self.sg_emb = nn.Embedding(NUM_SPACE_GROUPS, hidden)
         self.sg_proj = nn.Linear(sg.shape[1], hidden)
         self.comp_proj = nn.Linear(num_elements, hidden)
@@ -352,7 +392,11 @@ class LatticeFactor(nn.Module):
     def forward(self, space_group: Tensor, comp: Tensor) -> LatticeDistribution:
         """``space_group`` (B,) in 1..230, ``comp`` (B, V) multi-hot."""
         n = comp.sum(1, keepdim=True).clamp(min=1)
-        h = self.sg_emb(space_group - 1) + self.sg_proj(self.sg_features[space_group - 1]) + self.comp_proj(comp / n)
+        h = (
+            self.sg_emb(space_group - 1)
+            + self.sg_proj(self.sg_features[space_group - 1])
+            + self.comp_proj(comp / n)
+        )
         return LatticeDistribution(self, self.ctx(torch.nn.functional.silu(h)), space_group)
 
     # --- bins
@@ -412,8 +456,9 @@ class LatticeFactor(nn.Module):
         ok = (idx >= low.unsqueeze(-1)) & (idx <= high.unsqueeze(-1))
         return x.masked_fill(~ok, NEG_INF)
 
-    def lattice_log_prob(self, context: Tensor, space_group: Tensor, value: Tensor,
-                         noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def lattice_log_prob(
+        self, context: Tensor, space_group: Tensor, value: Tensor, noise: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         family = self.family[space_group - 1]
         free = self.free[family]
         idx = self.bin_index(value)
@@ -425,8 +470,9 @@ class LatticeFactor(nn.Module):
         slots = torch.arange(6, device=h.device).expand_as(coarse)
         outside = (idx < low) | (idx > high)  # a bin with no mass (triclinic gamma, non-positive volume)
         fl = self._fine_logits(h, coarse, slots, low, high).masked_fill(outside.unsqueeze(-1), 0.0)
-        lp = (torch.log_softmax(cl, -1).gather(-1, coarse.unsqueeze(-1)).squeeze(-1)
-              + torch.log_softmax(fl, -1).gather(-1, fine.unsqueeze(-1)).squeeze(-1))
+        lp = torch.log_softmax(cl, -1).gather(-1, coarse.unsqueeze(-1)).squeeze(-1) + torch.log_softmax(
+            fl, -1
+        ).gather(-1, fine.unsqueeze(-1)).squeeze(-1)
         lp = lp.masked_fill(outside, NEG_INF)
         zero = torch.zeros_like(lp)
         logp = torch.where(free, lp, zero).sum(1)
@@ -434,7 +480,7 @@ class LatticeFactor(nn.Module):
         return logp, zsq
 
     def slot_log_pmf(self, context: Tensor, space_group: Tensor, value: Tensor, slot: int) -> Tensor:
-        """log-mass of each of the n_bins bins of ``slot`` (B, n_bins), given slots < ``slot`` of ``value``."""
+        """log-mass of every bin of ``slot`` (B, n_bins), given the slots before ``slot`` of ``value``."""
         family = self.family[space_group - 1]
         cond = self.conditioning(self.bin_center(self.bin_index(value)), family)
         low, high = self.gamma_bounds(cond, family)
@@ -443,15 +489,18 @@ class LatticeFactor(nn.Module):
         nc = self.bins.n_coarse
         coarse = torch.arange(nc, device=h.device).expand(h.shape[0], nc)
         hh = h[:, None, :].expand(-1, nc, -1)
-        fl = self._fine_logits(hh, coarse, torch.full_like(coarse, slot), low[:, slot, None], high[:, slot, None])
+        fl = self._fine_logits(
+            hh, coarse, torch.full_like(coarse, slot), low[:, slot, None], high[:, slot, None]
+        )
         lf = torch.log_softmax(fl, -1)  # (B, Nc, Nf); rows of impossible coarse bins are NaN
         out = lc.unsqueeze(-1) + lf
         out = torch.where(torch.isfinite(lc).unsqueeze(-1), out, torch.full_like(out, NEG_INF))
         return out.reshape(h.shape[0], -1)
 
     @torch.no_grad()
-    def sample_lattice(self, context: Tensor, space_group: Tensor, generator: torch.Generator | None = None
-                       ) -> Tensor:
+    def sample_lattice(
+        self, context: Tensor, space_group: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Ancestral sampling; returns the discretised lattice (bin centres and family-fixed values)."""
         bsz = context.shape[0]
         family = self.family[space_group - 1]
@@ -462,8 +511,9 @@ class LatticeFactor(nn.Module):
             cond = self.conditioning(self.bin_center(idx), family)
             low, high = self.gamma_bounds(cond, family)
             h = self._features(context, cond)[:, j]
-            c = torch.multinomial(torch.softmax(self._coarse_logits(h, low[:, j], high[:, j]), -1), 1,
-                                  generator=generator).squeeze(-1)
+            c = torch.multinomial(
+                torch.softmax(self._coarse_logits(h, low[:, j], high[:, j]), -1), 1, generator=generator
+            ).squeeze(-1)
             fl = self._fine_logits(h, c, torch.full_like(c, j), low[:, j], high[:, j])
             f = torch.multinomial(torch.softmax(fl, -1), 1, generator=generator).squeeze(-1)
             idx[:, j] = torch.where(free[:, j], c * nf + f, idx[:, j])

@@ -68,9 +68,11 @@ class CrystalARModel(nn.Module):
 
     def module_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per learning-rate group (``space_group``, ``composition``, ``lattice``)."""
-        return {"space_group": [*self.space_group_prior.parameters(), *self.space_group_given_comp.parameters()],
-                "composition": list(self.composition.parameters()),
-                "lattice": list(self.lattice.parameters())}
+        return {
+            "space_group": [*self.space_group_prior.parameters(), *self.space_group_given_comp.parameters()],
+            "composition": list(self.composition.parameters()),
+            "lattice": list(self.lattice.parameters()),
+        }
 
     def _terms(self, batch: Any, noise: Tensor | None = None) -> dict[str, Tensor]:
         sg = batch.space_group
@@ -89,11 +91,16 @@ class CrystalARModel(nn.Module):
         t = self._terms(batch)
         joint = torch.logsumexp(torch.stack([t["g"] + t["c_g"], t["c"] + t["g_c"]]), 0) - LOG2
         comp = torch.logsumexp(torch.stack([t["c_g"], t["c"]]), 0) - LOG2
-        return {"logp_space_group": joint - comp, "logp_composition": comp, "logp_lattice": t["l"],
-                "logp_total": joint + t["l"]}
+        return {
+            "logp_space_group": joint - comp,
+            "logp_composition": comp,
+            "logp_lattice": t["l"],
+            "logp_total": joint + t["l"],
+        }
 
-    def forward(self, batch: Any, train_cfg: TrainConfig, generator: torch.Generator | None = None
-                ) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, batch: Any, train_cfg: TrainConfig, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Training loss (mean over the batch) and per-factor NLL sums (detached) for logging.
 
         One of the two (G, C) orders is drawn per crystal; both are evaluated so that every parameter takes
@@ -103,8 +110,9 @@ class CrystalARModel(nn.Module):
         bsz = sg.shape[0]
         dev = batch.lattice.device
         order_gc = torch.rand(bsz, generator=generator).to(dev) < 0.5
-        scale = torch.tensor([train_cfg.lattice_noise_length] * 3 + [train_cfg.lattice_noise_angle] * 3,
-                             dtype=torch.float64)
+        scale = torch.tensor(
+            [train_cfg.lattice_noise_length] * 3 + [train_cfg.lattice_noise_angle] * 3, dtype=torch.float64
+        )
         noise = ((torch.rand(bsz, 6, generator=generator, dtype=torch.float64) * 2 - 1) * scale).to(dev)
         t = self._terms(batch, noise)
         lp_sg = torch.where(order_gc, t["g"], t["g_c"])
@@ -122,8 +130,14 @@ class CrystalARModel(nn.Module):
     @torch.no_grad()
     def sample_global(self, num: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Ancestral samples of (G, C, l) in the G-first order: ``space_group``, ``comp``, ``lattice``."""
-        sg = self.space_group_prior(num).sample() + 1 if generator is None else torch.multinomial(
-            torch.softmax(self.space_group_prior.logits, 0), num, replacement=True, generator=generator) + 1
+        sg = (
+            self.space_group_prior(num).sample() + 1
+            if generator is None
+            else torch.multinomial(
+                torch.softmax(self.space_group_prior.logits, 0), num, replacement=True, generator=generator
+            )
+            + 1
+        )
         comp = self.composition.sample_sets(self.composition(sg).context, generator)
         lat = self.lattice.sample_lattice(self.lattice(sg, comp).context, sg, generator)
         return {"space_group": sg, "comp": comp, "lattice": lat}

@@ -26,7 +26,9 @@ def load_model(checkpoint: str | Path) -> tuple[CrystalARModel, dict[str, Any]]:
     """The model of a checkpoint directory (or of a run directory's latest checkpoint), in eval mode."""
     ckpt = resolve_checkpoint(checkpoint)
     if ckpt is None:
-        raise CheckpointFormatError(f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)")
+        raise CheckpointFormatError(
+            f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)"
+        )
     meta = read_meta(ckpt)
     cfg = Config.from_dict(meta["config"])
     model = CrystalARModel(cfg.model, LatticeBins.from_dict(meta["bins"]), tuple(meta["vocabulary"]))
@@ -63,8 +65,14 @@ def read_input(path: str | Path) -> tuple[list[str], list[Any]]:
     return [p.stem], [ag.read_structure(p)]
 
 
-def to_crystals(ids: Sequence[str], items: Sequence[Any], symprec: float = 0.1, angle_tolerance: float = 5.0,
-                strict: bool = True, workers: int = 1) -> tuple[list[tuple[str, Any]], ConversionReport]:
+def to_crystals(
+    ids: Sequence[str],
+    items: Sequence[Any],
+    symprec: float = 0.1,
+    angle_tolerance: float = 5.0,
+    strict: bool = True,
+    workers: int = 1,
+) -> tuple[list[tuple[str, Any]], ConversionReport]:
     """Convert structures / CIF strings with ``to_asu``. ``strict``: re-raise the first failure (named)."""
     import asu_geometry as ag
 
@@ -87,8 +95,9 @@ def to_crystals(ids: Sequence[str], items: Sequence[Any], symprec: float = 0.1, 
 
 
 @torch.no_grad()
-def score_dataset(model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 4096,
-                  strict: bool = True) -> pd.DataFrame:
+def score_dataset(
+    model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 4096, strict: bool = True
+) -> pd.DataFrame:
     """Per-crystal log-likelihood table (columns ``id`` and :data:`LOGP_KEYS`) of processed crystals."""
     tensors = CrystalTensors(ds, model.vocabulary, strict=strict)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in LOGP_KEYS}
@@ -102,8 +111,14 @@ def score_dataset(model: CrystalARModel, ds: ProcessedDataset, batch_size: int =
     return df
 
 
-def score_path(path: str | Path, checkpoint: str | Path, symprec: float = 0.1, angle_tolerance: float = 5.0,
-               strict: bool = True, workers: int = 1) -> pd.DataFrame:
+def score_path(
+    path: str | Path,
+    checkpoint: str | Path,
+    symprec: float = 0.1,
+    angle_tolerance: float = 5.0,
+    strict: bool = True,
+    workers: int = 1,
+) -> pd.DataFrame:
     """Load the checkpoint, read and convert the input, and score it."""
     model, _ = load_model(checkpoint)
     ids, items = read_input(path)

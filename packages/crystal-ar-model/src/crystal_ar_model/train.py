@@ -71,24 +71,42 @@ def _dist_info() -> tuple[int, int]:
     return rank, world
 
 
-def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, resume: bool = False,
-          cache_dir: str | Path | None = None, progress: bool = True, log: Callable[[str], None] = print,
-          splits: DataSplits | None = None) -> Path:
+def train(
+    cfg: Config,
+    data: str,
+    data_dir: str | Path | None,
+    out: str | Path,
+    resume: bool = False,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    splits: DataSplits | None = None,
+) -> Path:
     """Train the global factors; returns the run directory. Works under ``torchrun`` (DDP, gloo/nccl)."""
     rank, world = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(
+        f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    )
     run = Path(out)
     is_main = rank == 0
     say = log if is_main else (lambda _: None)
 
     # ---- data (rank 0 converts and caches first; the others then read the cache)
     def load() -> DataSplits:
-        return load_preset(data, data_dir, cache_dir, cfg.train.symprec, cfg.train.angle_tolerance,
-                           cfg.train.workers if is_main else 1, progress and is_main, cfg.train.max_train_rows)
+        return load_preset(
+            data,
+            data_dir,
+            cache_dir,
+            cfg.train.symprec,
+            cfg.train.angle_tolerance,
+            cfg.train.workers if is_main else 1,
+            progress and is_main,
+            cfg.train.max_train_rows,
+        )
 
     if splits is None:
         if world > 1:
@@ -106,8 +124,10 @@ def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, 
     train_t = CrystalTensors(splits.train, vocab, strict=False)
     val_t = CrystalTensors(splits.val, vocab, strict=False)
     if train_t.dropped or val_t.dropped:
-        say(f"data: {len(train_t.dropped)} train / {len(val_t.dropped)} val crystals left out (element outside "
-            "the vocabulary)")
+        say(
+            f"data: {len(train_t.dropped)} train / {len(val_t.dropped)} val crystals left out "
+            "(element not in vocabulary)"
+        )
 
     # ---- model, optimiser, resume
     ckpt = resolve_checkpoint(run) if resume else None
@@ -116,8 +136,9 @@ def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, 
     if ckpt is not None:
         meta = read_meta(ckpt)
         if _without_epochs(meta["config"]) != _without_epochs(cfg.to_dict()):
-            raise CheckpointFormatError(f"{ckpt}: was written with a different config (only train.epochs "
-                                        "may change on --resume)")
+            raise CheckpointFormatError(
+                f"{ckpt}: was written with a different config (only train.epochs may change on --resume)"
+            )
         bins = LatticeBins.from_dict(meta["bins"])
         start_epoch, step = int(meta["epoch"]) + 1, int(meta["step"])
     else:
@@ -140,14 +161,26 @@ def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, 
         (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         kept = []
         if ckpt is not None and metrics_path.is_file():
-            kept = [ln for ln in metrics_path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln)["epoch"] < start_epoch]
+            kept = [
+                ln
+                for ln in metrics_path.read_text().splitlines()
+                if ln.strip() and json.loads(ln)["epoch"] < start_epoch
+            ]
         metrics_path.write_text("".join(ln + "\n" for ln in kept))
-    meta_base = {"config": cfg.to_dict(), "bins": bins.to_dict(), "vocabulary": list(vocab), "seed": cfg.train.seed,
-                 "data": {"preset": data, "hash": splits.data_hash, "train_size": len(train_t),
-                          "val_size": len(val_t), "reports": [r.to_dict() | {"failures": r.failures[:50]}
-                                                              for r in splits.reports]},
-                 "world_size": world}
+    meta_base = {
+        "config": cfg.to_dict(),
+        "bins": bins.to_dict(),
+        "vocabulary": list(vocab),
+        "seed": cfg.train.seed,
+        "data": {
+            "preset": data,
+            "hash": splits.data_hash,
+            "train_size": len(train_t),
+            "val_size": len(val_t),
+            "reports": [r.to_dict() | {"failures": r.failures[:50]} for r in splits.reports],
+        },
+        "world_size": world,
+    }
 
     kill_at = int(os.environ.get("CRYSTAL_AR_KILL_AT_STEP", "0"))
     n = len(train_t)
@@ -165,7 +198,7 @@ def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, 
 
             starts = tqdm(starts, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", leave=False)
         for s in starts:
-            batch = train_t.batch(perm[s:s + bs]).to(device)
+            batch = train_t.batch(perm[s : s + bs]).to(device)
             loss, stats = net(batch, cfg.train, g_step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -183,16 +216,30 @@ def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, 
         train_nll = {k: float(sums[i] / max(sums[-1], 1)) for i, k in enumerate(NLL_KEYS)}
         if is_main:
             val_nll = evaluate(model, val_t, cfg.train.eval_batch_size)
-            rec = {"epoch": epoch, "step": step, "train": train_nll, "val": val_nll, "seconds": seconds,
-                   "crystals_per_s": float(sums[-1]) / seconds if seconds > 0 else math.nan}
+            rec = {
+                "epoch": epoch,
+                "step": step,
+                "train": train_nll,
+                "val": val_nll,
+                "seconds": seconds,
+                "crystals_per_s": float(sums[-1]) / seconds if seconds > 0 else math.nan,
+            }
             with open(metrics_path, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
-            say(f"epoch {epoch}: train nll {train_nll['nll_total']:.3f}  val nll {val_nll['nll_total']:.3f} "
+            say(
+                f"epoch {epoch}: train nll {train_nll['nll_total']:.3f}  val nll {val_nll['nll_total']:.3f} "
                 f"(sg {val_nll['nll_space_group']:.3f}, comp {val_nll['nll_composition']:.3f}, "
-                f"lattice {val_nll['nll_lattice']:.3f})  {rec['crystals_per_s']:.0f} crystals/s")
+                f"lattice {val_nll['nll_lattice']:.3f})  {rec['crystals_per_s']:.0f} crystals/s"
+            )
             if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
-                save_checkpoint(run, epoch, model, opt, {**meta_base, "step": step, "metrics": rec},
-                                cfg.train.keep_checkpoints)
+                save_checkpoint(
+                    run,
+                    epoch,
+                    model,
+                    opt,
+                    {**meta_base, "step": step, "metrics": rec},
+                    cfg.train.keep_checkpoints,
+                )
         if world > 1:
             dist.barrier()
     if world > 1:
@@ -203,4 +250,3 @@ def train(cfg: Config, data: str, data_dir: str | Path | None, out: str | Path, 
 def read_metrics(run: str | Path) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl``."""
     return [json.loads(ln) for ln in (Path(run) / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-
