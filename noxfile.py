@@ -88,3 +88,17 @@ def demo(session: nox.Session) -> None:
     sg = session.posargs[0] if session.posargs else "192"
     session.run("asu-geometry", "show", sg)
     session.run("asu-geometry", "plot", sg, "-o", f"asu{sg}.png")
+
+
+@nox.session(python="3.11")
+def benchmark_asu_geometry(session: nox.Session) -> None:
+    """Print the asu-geometry loading, to_asu and to_asu_point figures quoted in its README."""
+    _install(session, f"./{PACKAGES['asu_geometry']}")
+    session.run("python", "benchmarks/asu_geometry_bench.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def benchmark_polygon_flows(session: nox.Session) -> None:
+    """Print the polygon-flows accuracy and throughput figures quoted in its README."""
+    _install(session, f"./{PACKAGES['polygon_flows']}")
+    session.run("python", "benchmarks/polygon_flows_bench.py", *session.posargs)
