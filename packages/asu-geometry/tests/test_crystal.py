@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import warnings
 
+import asu_geometry as ag
 import numpy as np
 import pandas as pd
 import pytest
 import spglib
-from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Lattice, Structure
-
-import asu_geometry as ag
 from asu_geometry.errors import (
     CanonicalizationError,
     CifReadError,
@@ -20,6 +17,8 @@ from asu_geometry.errors import (
     InvalidSpaceGroupError,
     SymmetryNotFoundError,
 )
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Lattice, Structure
 
 from .conftest import shared_file
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
+import asu_geometry as ag
 import numpy as np
 import pytest
-
-import asu_geometry as ag
 from asu_geometry.canonical import (
     orbit_representatives_exact,
     shape_contains_exact,

@@ -138,7 +138,7 @@ def expand_orbit(sg: int, frac: np.ndarray, tol: float = 1e-4) -> np.ndarray:
     g = space_group(sg)
     imgs = g.apply(frac)
     imgs = imgs - np.floor(imgs)
-    imgs[imgs > 1 - tol] = 0.0
+    imgs[imgs >= 1.0 - 1e-12] = 0.0  # float noise only: 1 - 1e-16 is the lattice point 0
     out: list[np.ndarray] = []
     for p in imgs:
         if not any(np.all(np.abs((p - q) - np.round(p - q)) < tol) for q in out):
@@ -195,7 +195,8 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, t
     if ds.hall_number != g.hall_number:
         ds = _dataset(cell, symprec, angle_tolerance, g.hall_number)
         if ds is None or int(ds.number) != g.number:
-            raise SymmetryNotFoundError(f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
+            raise SymmetryNotFoundError(
+                f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
     from pymatgen.core import Element, Lattice
 
     lattice = symmetrize_lattice(g.crystal_system, Lattice(ds.std_lattice).parameters)

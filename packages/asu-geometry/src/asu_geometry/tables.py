@@ -146,13 +146,16 @@ class WyckoffShape:
 
     @cached_property
     def chart_vertices_array(self) -> np.ndarray:
-        return np.array([[float(x) for x in v] for v in self.chart_vertices]).reshape(len(self.chart_vertices), self.dim)
+        rows = [[float(x) for x in v] for v in self.chart_vertices]
+        return np.array(rows).reshape(len(rows), self.dim)
 
     def to_frac(self, params: Any) -> np.ndarray:
         """Chart parameters (..., dim) -> fractional coordinates (..., 3)."""
         p = np.asarray(params, dtype=float)
         if self.dim == 0:
-            return np.broadcast_to(self.origin_array, p.shape[:-1] + (3,)).copy() if p.ndim > 1 else self.origin_array.copy()
+            if p.ndim > 1:
+                return np.broadcast_to(self.origin_array, p.shape[:-1] + (3,)).copy()
+            return self.origin_array.copy()
         return self.origin_array + p @ self.basis_array
 
     def to_params(self, frac: Any) -> np.ndarray:
@@ -228,7 +231,8 @@ class WyckoffPosition:
         return np.stack(ms), np.array([[float(x) for x in t] for t in ts])
 
     def __repr__(self) -> str:
-        return f"WyckoffPosition({self.space_group}, {self.label}, dim={self.dim}, site_symmetry={self.site_symmetry!r})"
+        return (f"WyckoffPosition({self.space_group}, {self.label}, dim={self.dim}, "
+                f"site_symmetry={self.site_symmetry!r})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,7 +270,8 @@ class SpaceGroup:
 
     def exact_ops(self) -> list[tuple[np.ndarray, Vec3]]:
         """Operations as (integer rotation, exact translation)."""
-        return [(r, tuple(Fraction(int(v), 24) for v in t)) for r, t in zip(self.rotations, self.translations24, strict=True)]  # type: ignore[misc]
+        pairs = zip(self.rotations, self.translations24, strict=True)
+        return [(r, tuple(Fraction(int(v), 24) for v in t)) for r, t in pairs]  # type: ignore[misc]
 
     def wyckoff(self, letter: str) -> WyckoffPosition:
         for wp in self.wyckoff_positions:

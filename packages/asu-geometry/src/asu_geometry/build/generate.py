@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         with gzip.open(DATA_FILE, "rt") as fh:
             shipped = {g["number"]: g for g in json.load(fh)["groups"]}
-        bad = [g["number"] for g in built if json.dumps(g, sort_keys=True) != json.dumps(shipped[g["number"]], sort_keys=True)]
+        bad = [g["number"] for g in built
+               if json.dumps(g, sort_keys=True) != json.dumps(shipped[g["number"]], sort_keys=True)]
         if bad:
             print(f"MISMATCH with the shipped table for groups {bad}", file=sys.stderr)
             return 1

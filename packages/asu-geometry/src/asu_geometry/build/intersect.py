@@ -280,18 +280,20 @@ def polygons_2d(asu: ExactAsu, ops: Sequence[Op], t: Vec3, dirs: Sequence[Vec3])
                     nxt.append(piece)
             pieces = nxt
 
-        def centroid(poly2: Sequence[tuple[Fraction, Fraction]]) -> Vec3:
-            cu = sum(q[0] for q in poly2) / len(poly2)
-            cv = sum(q[1] for q in poly2) / len(poly2)
-            return add(p, add(scale(cu, w1), scale(cv, w2)))
-
-        kept = [pc for pc in pieces if asu.contains(centroid(pc))]
+        kept = [pc for pc in pieces if asu.contains(_centroid3(p, w1, w2, pc))]
         if len(kept) == len(pieces):
             kept = [poly]
         for pc in kept:
             polys.append(_make_polygon(p, w1, w2, pc))
     polys.sort(key=lambda pg: sorted(pg.vertices3d()))
     return polys
+
+
+def _centroid3(p: Vec3, w1: Vec3, w2: Vec3, poly: Sequence[tuple[Fraction, Fraction]]) -> Vec3:
+    """The vertex centroid of a chart polygon, in 3-D (inside the polygon since it is convex)."""
+    cu = sum(q[0] for q in poly) / len(poly)
+    cv = sum(q[1] for q in poly) / len(poly)
+    return add(p, add(scale(cu, w1), scale(cv, w2)))
 
 
 def _make_polygon(p: Vec3, w1: Vec3, w2: Vec3, poly: Sequence[tuple[Fraction, Fraction]]) -> Polygon:
