@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input"
     )
+    s.add_argument("--threads", type=int, default=1, help="torch threads [1: fastest for the small factors]")
     return p
 
 
@@ -76,8 +77,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import torch
+
     from .score import score_path
 
+    torch.set_num_threads(args.threads)
     df = score_path(
         args.input,
         args.checkpoint,

@@ -57,7 +57,7 @@ class TrainConfig:
     symprec: float = 0.1
     angle_tolerance: float = 5.0
     workers: int = 2
-    threads: int | None = None
+    threads: int | None = None  # torch threads per process; 1 is fastest for the small global factors
 
 
 @dataclass

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from .config import ModelConfig, TrainConfig
 from .elements import element_feature_matrix
 from .factors import (
+    CompositionDistribution,
     CompositionFactor,
     LatticeBins,
     LatticeFactor,
@@ -81,8 +82,10 @@ class CrystalARModel(nn.Module):
         out: dict[str, Tensor] = {}
         out["g"], out["z_g"] = self.space_group_prior(bsz).log_prob_terms(sg - 1)
         out["g_c"], out["z_g_c"] = self.space_group_given_comp(comp).log_prob_terms(sg - 1)
-        out["c_g"], out["z_c_g"] = self.composition(sg).log_prob_terms(comp)
-        out["c"], out["z_c"] = self.composition(None, bsz).log_prob_terms(comp)
+        # p(C | G) and p(C) in one pass of the shared network (the second half gets the zero vector)
+        ctx = torch.cat([self.composition(sg).context, self.composition(None, bsz).context])
+        lp_c, z_c = CompositionDistribution(self.composition, ctx).log_prob_terms(torch.cat([comp, comp]))
+        out["c_g"], out["c"], out["z_c_g"], out["z_c"] = lp_c[:bsz], lp_c[bsz:], z_c[:bsz], z_c[bsz:]
         out["l"], out["z_l"] = self.lattice(sg, comp).log_prob_terms(batch.lattice, noise)
         return out
 
