@@ -62,9 +62,7 @@ def test_space_group_factors_sum_to_one() -> None:
     groups = torch.arange(230)
     for dist in (prior(2), cond(comp)):
         lp = torch.stack([dist.log_prob(torch.full((2,), int(g))) for g in groups], 1)
-        torch.testing.assert_close(
-            torch.logsumexp(lp, 1), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0
-        )
+        torch.testing.assert_close(torch.logsumexp(lp, 1), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0)
         assert not torch.allclose(lp[:, 0], lp[:, 1])  # not trivially uniform
 
 
@@ -96,9 +94,7 @@ def test_composition_conditioning_changes_distribution() -> None:
 
 
 def _lattice_factor(n_coarse: int, n_fine: int, seed: int = 3) -> LatticeFactor:
-    bins = LatticeBins(
-        (2.0, 2.0, 2.0, 60.0, 60.0, 0.0), (20.0, 20.0, 40.0, 120.0, 125.0, 180.0), n_coarse, n_fine
-    )
+    bins = LatticeBins((2.0, 2.0, 2.0, 60.0, 60.0, 0.0), (20.0, 20.0, 40.0, 120.0, 125.0, 180.0), n_coarse, n_fine)
     f = LatticeFactor(5, space_group_feature_matrix(), bins, hidden=16, rff_features=4).double()
     _seed_params(f, seed)
     return f
@@ -144,9 +140,7 @@ def test_lattice_joint_pmf_sums_to_one_by_enumeration(family: str) -> None:
     n = len(combos)
     sg = torch.full((n,), FAMILY_GROUPS[family])
     comp = torch.tensor([[0, 1.0, 0, 1, 0]], dtype=torch.float64).repeat(n, 1)
-    lp = torch.cat(
-        [f(sg[i : i + 8192], comp[i : i + 8192]).log_prob(value[i : i + 8192]) for i in range(0, n, 8192)]
-    )
+    lp = torch.cat([f(sg[i : i + 8192], comp[i : i + 8192]).log_prob(value[i : i + 8192]) for i in range(0, n, 8192)])
     assert abs(torch.logsumexp(lp, 0).item()) < 1e-9
     if family == "triclinic":
         assert torch.isinf(lp).any()  # some gamma bins are excluded (non-positive volume)

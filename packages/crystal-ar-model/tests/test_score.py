@@ -43,9 +43,7 @@ def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
 @pytest.fixture(scope="module")
 def structures() -> list:
     df = pd.read_csv(TEST_FIXTURE)
-    return [
-        (mid, ag.structure_from_cif_string(c)) for mid, c in zip(df["material_id"], df["cif"], strict=True)
-    ]
+    return [(mid, ag.structure_from_cif_string(c)) for mid, c in zip(df["material_id"], df["cif"], strict=True)]
 
 
 def test_score_csv_cli(trained_run: Path, tmp_path: Path) -> None:
@@ -59,9 +57,7 @@ def test_score_csv_cli(trained_run: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("which", [0, 3, 6, 10])  # triclinic, monoclinic, and two higher-symmetry crystals
-def test_score_invariant_under_cell_choice(
-    trained_run: Path, structures: list, tmp_path: Path, which: int
-) -> None:
+def test_score_invariant_under_cell_choice(trained_run: Path, structures: list, tmp_path: Path, which: int) -> None:
     mid, s = structures[which]
     variants = {"orig": s.copy()}
     sc = s.copy()
@@ -103,9 +99,7 @@ def test_bad_inputs_give_named_errors(trained_run: Path, structures: list, tmp_p
     ck = str(trained_run)
     garbage = tmp_path / "garbage.cif"
     garbage.write_text("data_nothing\n_this_is not a crystal\n")
-    _expect_error(
-        _subprocess("score", str(garbage), "--checkpoint", ck), "CifReadError"
-    )  # a real exit status
+    _expect_error(_subprocess("score", str(garbage), "--checkpoint", ck), "CifReadError")  # a real exit status
     _cli = cli
     _expect_error(_cli("score", str(tmp_path / "missing.cif"), "--checkpoint", ck), "DataError")
     dis = tmp_path / "disordered.cif"
@@ -134,9 +128,16 @@ def test_skip_invalid_reports_and_continues(trained_run: Path, tmp_path: Path, c
     df.loc[1, "cif"] = DISORDERED_CIF
     p = tmp_path / "mixed.csv"
     df.to_csv(p, index=False)
-    r = _cli(
-        "score", str(p), "--checkpoint", str(trained_run), "--skip-invalid", "-o", str(tmp_path / "o.csv")
-    )
+    r = _cli("score", str(p), "--checkpoint", str(trained_run), "--skip-invalid", "-o", str(tmp_path / "o.csv"))
     assert r.returncode == 0 and "DisorderedStructureError" in r.stderr
     assert len(pd.read_csv(tmp_path / "o.csv")) == 3
     _expect_error(_cli("score", str(p), "--checkpoint", str(trained_run)), "DisorderedStructureError")
+
+
+def test_preprocess_cli_reports(tmp_path: Path, cli) -> None:  # noqa: ANN001
+    df = pd.read_csv(TEST_FIXTURE).head(3)
+    df.loc[2, "cif"] = DISORDERED_CIF
+    p = tmp_path / "x.csv"
+    df.to_csv(p, index=False)
+    r = cli("preprocess", str(p), "--cache-dir", str(tmp_path / "c"), "--workers", "1")
+    assert r.returncode == 0 and "2/3 converted, 1 failed" in r.stdout and "DisorderedStructureError" in r.stdout

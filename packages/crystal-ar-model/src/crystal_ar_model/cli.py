@@ -1,4 +1,4 @@
-"""Command line: ``crystal-ar train`` and ``crystal-ar score``.
+"""Command line: ``crystal-ar train``, ``crystal-ar score`` and ``crystal-ar preprocess``.
 
 Errors with a name (``crystal_ar_model.errors`` and ``asu_geometry`` errors) print one line
 ``crystal-ar: error: <Name>: <reason>`` and exit with status 2.
@@ -27,13 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder with the preset's CSV files")
     t.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    t.add_argument(
-        "--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]"
-    )
+    t.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
     t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     t.add_argument("--max-rows", type=int, default=None, help="override train.max_train_rows")
     t.add_argument("--seed", type=int, default=None, help="override train.seed")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    pp = sub.add_parser("preprocess", help="convert CDVAE CSVs with to_asu into the cache; report failures")
+    pp.add_argument("files", nargs="+", help="CDVAE CSV files (.csv, .csv.xz, .csv.gz)")
+    pp.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
+    pp.add_argument("--workers", type=int, default=2, help="to_asu processes [2]")
+    pp.add_argument("--symprec", type=float, default=0.1)
+    pp.add_argument("--angle-tolerance", type=float, default=5.0)
     s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
     s.add_argument("input", help="a CIF file, a folder of CIFs or a CDVAE CSV")
     s.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
@@ -45,9 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report and skip crystals that cannot be converted instead of failing",
     )
-    s.add_argument(
-        "--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input"
-    )
+    s.add_argument("--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input")
     s.add_argument("--threads", type=int, default=1, help="torch threads [1: fastest for the small factors]")
     return p
 
@@ -73,6 +75,17 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
+    return 0
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    from .data import load_csv
+
+    for f in args.files:
+        _, rep = load_csv(f, args.cache_dir, args.symprec, args.angle_tolerance, args.workers, progress=True)
+        print(rep.summary())
+        for ident, why in rep.failures:
+            print(f"  failed {ident}: {why}")
     return 0
 
 
@@ -106,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import CrystalARError
 
     try:
-        return _train(args) if args.command == "train" else _score(args)
+        return {"train": _train, "score": _score, "preprocess": _preprocess}[args.command](args)
     except (CrystalARError, AsuGeometryError) as exc:
         print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -69,11 +69,7 @@ class ConversionReport:
         return dict(Counter(r.split(":", 1)[0] for _, r in self.failures))
 
     def summary(self) -> str:
-        rate = (
-            f", {self.total / self.seconds:.1f} crystals/s"
-            if self.seconds > 0 and not self.from_cache
-            else ""
-        )
+        rate = f", {self.total / self.seconds:.1f} crystals/s" if self.seconds > 0 and not self.from_cache else ""
         src = " (cached)" if self.from_cache else ""
         s = f"{self.source}: {self.converted}/{self.total} converted, {self.failed} failed{src}{rate}"
         if self.failures:
@@ -99,9 +95,7 @@ def _convert_one(args: tuple[str, str, float, float]) -> tuple[str, Any]:
 
     ident, cif, symprec, angle_tolerance = args
     try:
-        crystal = ag.to_asu(
-            ag.structure_from_cif_string(cif), symprec=symprec, angle_tolerance=angle_tolerance
-        )
+        crystal = ag.to_asu(ag.structure_from_cif_string(cif), symprec=symprec, angle_tolerance=angle_tolerance)
         return ident, crystal
     except Exception as exc:  # recorded with its class name; never dropped silently
         return ident, f"{type(exc).__name__}: {exc}"
@@ -355,9 +349,7 @@ def load_csv(
         report.from_cache, report.seconds = True, time.perf_counter() - t0
         return ds, report
     ids, cifs = read_cdvae_csv(path)
-    items, report = convert_cifs(
-        ids, cifs, symprec, angle_tolerance, workers, source=path.name, progress=progress
-    )
+    items, report = convert_cifs(ids, cifs, symprec, angle_tolerance, workers, source=path.name, progress=progress)
     ds = ProcessedDataset.from_crystals(items)
     ds.save(npz)
     fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
@@ -486,12 +478,8 @@ class CrystalTensors:
             from .elements import symbol
 
             for i in bad:
-                zs = sorted(
-                    set(ds.site_z[ds.site_ptr[i] : ds.site_ptr[i + 1]].tolist()) - set(vocab.tolist())
-                )
-                reason = (
-                    f"UnknownElementError: {', '.join(symbol(z) for z in zs)} not in the model's vocabulary"
-                )
+                zs = sorted(set(ds.site_z[ds.site_ptr[i] : ds.site_ptr[i + 1]].tolist()) - set(vocab.tolist()))
+                reason = f"UnknownElementError: {', '.join(symbol(z) for z in zs)} not in the model's vocabulary"
                 if strict:
                     raise UnknownElementError(f"crystal {ds.ids[i]}: {reason.split(': ', 1)[1]}")
                 self.dropped.append((str(ds.ids[i]), reason))

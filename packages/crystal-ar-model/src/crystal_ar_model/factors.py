@@ -124,9 +124,7 @@ class CompositionDistribution(Distribution):
 
     def __init__(self, factor: CompositionFactor, context: Tensor) -> None:
         self.factor, self.context = factor, context
-        super().__init__(
-            batch_shape=context.shape[:1], event_shape=(factor.num_elements,), validate_args=False
-        )
+        super().__init__(batch_shape=context.shape[:1], event_shape=(factor.num_elements,), validate_args=False)
 
     def log_prob_terms(self, value: Tensor) -> tuple[Tensor, Tensor]:
         return self.factor.sequence_log_prob(self.context, value)
@@ -149,9 +147,7 @@ class CompositionFactor(nn.Module):
     uses the same parameters with a zero vector in place of the 63 feature inputs and no embedding.
     """
 
-    def __init__(
-        self, element_features: np.ndarray, sg_features: np.ndarray, hidden: int, layers: int = 2
-    ) -> None:
+    def __init__(self, element_features: np.ndarray, sg_features: np.ndarray, hidden: int, layers: int = 2) -> None:
         super().__init__()
         v, f = element_features.shape
         self.num_elements = v
@@ -207,9 +203,7 @@ class CompositionFactor(nn.Module):
         present = value > 0.5
         n = present.sum(1)
         k = max(int(n.max().item()) if bsz else 0, 1)
-        key = torch.where(
-            present, torch.arange(v, device=value.device).expand(bsz, v), torch.full_like(n, v)[:, None]
-        )
+        key = torch.where(present, torch.arange(v, device=value.device).expand(bsz, v), torch.full_like(n, v)[:, None])
         idx = key.sort(1).values[:, :k]  # (B, K) chosen elements ascending, padded with V
         steps = torch.arange(k + 1, device=value.device)
         valid = steps[None, :] <= n[:, None]  # (B, K+1)
@@ -259,11 +253,7 @@ class LatticeBins:
     n_fine: int = 100
 
     def __post_init__(self) -> None:
-        if (
-            len(self.lo) != 6
-            or len(self.hi) != 6
-            or not all(h > l for l, h in zip(self.lo, self.hi, strict=True))
-        ):
+        if len(self.lo) != 6 or len(self.hi) != 6 or not all(h > l for l, h in zip(self.lo, self.hi, strict=True)):
             raise ValueError(f"bad lattice ranges lo={self.lo} hi={self.hi}")
         if min(self.lo[:3]) < 0:
             raise ValueError("length ranges must start at >= 0")
@@ -274,9 +264,7 @@ class LatticeBins:
         # every triclinic gamma interval (|a-b|, min(a+b, 360-a-b)) has width 2 min(a, b, 180-a, 180-b):
         width = 2 * min(self.lo[3], self.lo[4], 180 - self.hi[3], 180 - self.hi[4])
         if width <= 180.0 / self.n_bins:
-            raise ValueError(
-                "alpha/beta ranges too close to 0 or 180 for the gamma bins: empty gamma support"
-            )
+            raise ValueError("alpha/beta ranges too close to 0 or 180 for the gamma bins: empty gamma support")
 
     @property
     def n_bins(self) -> int:
@@ -375,9 +363,7 @@ class LatticeFactor(nn.Module):
             persistent=False,
         )
         gen = torch.Generator().manual_seed(seed + 12345)
-        self.register_buffer(
-            "rff_freq", torch.randn(6, rff_features, generator=gen) * rff_scale, persistent=False
-        )
+        self.register_buffer("rff_freq", torch.randn(6, rff_features, generator=gen) * rff_scale, persistent=False)
         self.sg_emb = nn.Embedding(NUM_SPACE_GROUPS, hidden)
         self.sg_proj = nn.Linear(sg.shape[1], hidden)
         self.comp_proj = nn.Linear(num_elements, hidden)
@@ -392,11 +378,7 @@ class LatticeFactor(nn.Module):
     def forward(self, space_group: Tensor, comp: Tensor) -> LatticeDistribution:
         """``space_group`` (B,) in 1..230, ``comp`` (B, V) multi-hot."""
         n = comp.sum(1, keepdim=True).clamp(min=1)
-        h = (
-            self.sg_emb(space_group - 1)
-            + self.sg_proj(self.sg_features[space_group - 1])
-            + self.comp_proj(comp / n)
-        )
+        h = self.sg_emb(space_group - 1) + self.sg_proj(self.sg_features[space_group - 1]) + self.comp_proj(comp / n)
         return LatticeDistribution(self, self.ctx(torch.nn.functional.silu(h)), space_group)
 
     # --- bins
@@ -470,9 +452,9 @@ class LatticeFactor(nn.Module):
         slots = torch.arange(6, device=h.device).expand_as(coarse)
         outside = (idx < low) | (idx > high)  # a bin with no mass (triclinic gamma, non-positive volume)
         fl = self._fine_logits(h, coarse, slots, low, high).masked_fill(outside.unsqueeze(-1), 0.0)
-        lp = torch.log_softmax(cl, -1).gather(-1, coarse.unsqueeze(-1)).squeeze(-1) + torch.log_softmax(
-            fl, -1
-        ).gather(-1, fine.unsqueeze(-1)).squeeze(-1)
+        lp = torch.log_softmax(cl, -1).gather(-1, coarse.unsqueeze(-1)).squeeze(-1) + torch.log_softmax(fl, -1).gather(
+            -1, fine.unsqueeze(-1)
+        ).squeeze(-1)
         lp = lp.masked_fill(outside, NEG_INF)
         zero = torch.zeros_like(lp)
         logp = torch.where(free, lp, zero).sum(1)
@@ -489,18 +471,14 @@ class LatticeFactor(nn.Module):
         nc = self.bins.n_coarse
         coarse = torch.arange(nc, device=h.device).expand(h.shape[0], nc)
         hh = h[:, None, :].expand(-1, nc, -1)
-        fl = self._fine_logits(
-            hh, coarse, torch.full_like(coarse, slot), low[:, slot, None], high[:, slot, None]
-        )
+        fl = self._fine_logits(hh, coarse, torch.full_like(coarse, slot), low[:, slot, None], high[:, slot, None])
         lf = torch.log_softmax(fl, -1)  # (B, Nc, Nf); rows of impossible coarse bins are NaN
         out = lc.unsqueeze(-1) + lf
         out = torch.where(torch.isfinite(lc).unsqueeze(-1), out, torch.full_like(out, NEG_INF))
         return out.reshape(h.shape[0], -1)
 
     @torch.no_grad()
-    def sample_lattice(
-        self, context: Tensor, space_group: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def sample_lattice(self, context: Tensor, space_group: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Ancestral sampling; returns the discretised lattice (bin centres and family-fixed values)."""
         bsz = context.shape[0]
         family = self.family[space_group - 1]

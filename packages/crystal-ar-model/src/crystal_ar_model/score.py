@@ -26,9 +26,7 @@ def load_model(checkpoint: str | Path) -> tuple[CrystalARModel, dict[str, Any]]:
     """The model of a checkpoint directory (or of a run directory's latest checkpoint), in eval mode."""
     ckpt = resolve_checkpoint(checkpoint)
     if ckpt is None:
-        raise CheckpointFormatError(
-            f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)"
-        )
+        raise CheckpointFormatError(f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)")
     meta = read_meta(ckpt)
     cfg = Config.from_dict(meta["config"])
     model = CrystalARModel(cfg.model, LatticeBins.from_dict(meta["bins"]), tuple(meta["vocabulary"]))

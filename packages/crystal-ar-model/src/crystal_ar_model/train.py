@@ -88,9 +88,7 @@ def train(
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = torch.device(
-        f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    )
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     run = Path(out)
     is_main = rank == 0
     say = log if is_main else (lambda _: None)
