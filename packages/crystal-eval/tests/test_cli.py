@@ -78,10 +78,20 @@ def test_cli_help_and_bad_input(tmp_path: Path):
     )
     assert missing == 2 and not (tmp_path / "r.json").exists()
     assert main([str(tmp_path / "nothing"), "--train", TRAIN, "--test", TEST, "--no-cache", "-q"]) == 2
-    assert (
-        main([str(DATA / "samples"), "--train", TRAIN, "--test", TEST, "--subset", "un_rate=un", "-q"]) == 2
-    )
-    r = subprocess.run(
-        [sys.executable, "-m", "crystal_eval", str(DATA / "samples")], capture_output=True, text=True
-    )
+    assert main([str(DATA / "samples"), "--train", TRAIN, "--test", TEST, "--subset", "un_rate=un", "-q"]) == 2
+    r = subprocess.run([sys.executable, "-m", "crystal_eval", str(DATA / "samples")], capture_output=True, text=True)
     assert r.returncode == 2 and "--train" in r.stderr
+
+
+def test_cli_all_invalid_samples_give_null_metrics(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.cif").write_text("garbage")
+    (tmp_path / "in" / "b.cif").write_text("")
+    out = tmp_path / "r.json"
+    args = [str(tmp_path / "in"), "--train", TRAIN, "--test", TEST, "-o", str(out), "--details"]
+    args += [str(tmp_path / "d.csv"), "--plots", str(tmp_path / "p"), "--no-cache", "-q", "--jobs", "1"]
+    assert main(args) == 0
+    rep = json.loads(out.read_text())
+    assert rep["structural_validity"] == 0.0 and rep["compositional_validity"] == 0.0
+    assert all(rep[k] is None for k in METRIC_KEYS[2:])
+    assert len(pd.read_csv(tmp_path / "d.csv")) == 2

@@ -26,9 +26,7 @@ def fixture_structures() -> list[Structure | None]:
 
 def test_evaluate_api_all_keys_and_counts(cache_dir: Path):
     structs = fixture_structures()
-    res = evaluate_detailed(
-        structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False), FeatureCache(cache_dir)
-    )
+    res = evaluate_detailed(structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False), FeatureCache(cache_dir))
     rep = res.report
     assert set(METRIC_KEYS) <= set(rep)
     meta = rep["meta"]
@@ -61,12 +59,8 @@ def test_samples_equal_to_test_set_give_zero_distances(cache_dir: Path):
 
 def test_seed_and_subset_parameters(cache_dir: Path):
     structs = fixture_structures()
-    a = evaluate(
-        structs, TRAIN, TEST, n_eval=4, n_un=4, seed=0, n_jobs=1, progress=False, cache_dir=cache_dir
-    )
-    b = evaluate(
-        structs, TRAIN, TEST, n_eval=4, n_un=4, seed=0, n_jobs=1, progress=False, cache_dir=cache_dir
-    )
+    a = evaluate(structs, TRAIN, TEST, n_eval=4, n_un=4, seed=0, n_jobs=1, progress=False, cache_dir=cache_dir)
+    b = evaluate(structs, TRAIN, TEST, n_eval=4, n_un=4, seed=0, n_jobs=1, progress=False, cache_dir=cache_dir)
     assert a == b  # fixed seed, warm cache: same report
     assert a["meta"]["n_eval"] == 4
     c = evaluate(
@@ -98,9 +92,7 @@ def test_cache_is_used(cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(ev, "_work_rich", boom)
     monkeypatch.setattr(ev, "_work_basic", boom)
     monkeypatch.setattr(ev, "_work_formula", boom)
-    second = evaluate_detailed(
-        structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False), FeatureCache(cache_dir)
-    )
+    second = evaluate_detailed(structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False), FeatureCache(cache_dir))
     assert second.report == first
 
 

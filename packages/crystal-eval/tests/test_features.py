@@ -27,9 +27,7 @@ def test_wyckoff_dims_of_other_orbits():
     assert symmetry_features(s)[:2] == (186, [1, 1])
     # a P1 cell of three random atoms: every atom is its own general position
     rng = np.random.default_rng(0)
-    p1 = Structure(
-        Lattice([[4.1, 0.3, 0.2], [0.1, 5.3, 0.4], [0.2, 0.5, 6.7]]), ["C", "N", "O"], rng.random((3, 3))
-    )
+    p1 = Structure(Lattice([[4.1, 0.3, 0.2], [0.1, 5.3, 0.4], [0.2, 0.5, 6.7]]), ["C", "N", "O"], rng.random((3, 3)))
     assert symmetry_features(p1)[:2] == (1, [3, 3, 3])
 
 

@@ -50,8 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_subset_arg,
         default=[],
         metavar="METRIC=SUBSET",
-        help="population of a metric: valid (default), all or un; repeatable, e.g. "
-        "--subset diversity_structure=all",
+        help="population of a metric: valid (default), all or un; repeatable, e.g. --subset diversity_structure=all",
     )
     p.add_argument("--symprec", type=float, default=0.1, help="spglib symprec for space groups/Wyckoff (0.1)")
     p.add_argument("--angle-tolerance", type=float, default=5.0, help="spglib angle tolerance, degrees (5)")

@@ -125,9 +125,7 @@ class EvalResult:
 
 
 def _params_key(*parts: Any) -> str:
-    blob = json.dumps(
-        [FEATURE_VERSION, version("pymatgen"), version("matminer"), *parts], sort_keys=True, default=str
-    )
+    blob = json.dumps([FEATURE_VERSION, version("pymatgen"), version("matminer"), *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -368,9 +366,7 @@ def evaluate_detailed(
     if len(un_idx) < cfg.n_un:
         warnings_.append(f"only {len(un_idx)} crystals for U.N. (< n_un={cfg.n_un})")
     novel_prefix = f"novel:{_params_key(cfg.ltol, cfg.stol, cfg.angle_tol)}:{trainref.file_hash}"
-    tasks = [
-        (items[i], [trainref.cifs[j] for j in trainref.buckets.get(basic[i].formula, [])]) for i in un_idx
-    ]
+    tasks = [(items[i], [trainref.cifs[j] for j in trainref.buckets.get(basic[i].formula, [])]) for i in un_idx]
     novel_flags = _cached_map(
         novel_prefix,
         partial(_work_novel, ltol=cfg.ltol, stol=cfg.stol, angle_tol=cfg.angle_tol),
@@ -381,9 +377,7 @@ def evaluate_detailed(
         "novelty",
     )
     un_structs = [item_to_structure(items[i]) for i in un_idx]
-    unique_flags = uniqueness(
-        un_structs, [basic[i].formula for i in un_idx], cfg.ltol, cfg.stol, cfg.angle_tol
-    )
+    unique_flags = uniqueness(un_structs, [basic[i].formula for i in un_idx], cfg.ltol, cfg.stol, cfg.angle_tol)
     un_members = [i for i, u, n in zip(un_idx, unique_flags, novel_flags, strict=True) if u and n]
 
     # ---- subsets for the distribution metrics
@@ -446,8 +440,7 @@ def evaluate_detailed(
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "n_jobs")},
         "conventions": {
             "percentages": "structural_validity, compositional_validity and un_rate are in percent",
-            "js": "Jensen-Shannon distance (scipy.spatial.distance.jensenshannon), natural log, "
-            "range [0, sqrt(ln 2)]",
+            "js": "Jensen-Shannon distance (scipy.spatial.distance.jensenshannon), natural log, range [0, sqrt(ln 2)]",
             "density": "mass density in g/cm^3 (pymatgen Structure.density)",
             "oxidation_states": "SMACT14 (frozen in crystal_eval/data/smact14.json)",
             "symmetry_failure": "space group 1 (P1), every atom its own orbit of dimension 3",
@@ -460,9 +453,7 @@ def evaluate_detailed(
             "n_test_unreadable": testref.n_failed,
             "n_test_fingerprints": len(testref.cnn),
         },
-        "versions": {
-            p: version(p) for p in ("crystal-eval", "pymatgen", "matminer", "spglib", "smact", "scipy")
-        },
+        "versions": {p: version(p) for p in ("crystal-eval", "pymatgen", "matminer", "spglib", "smact", "scipy")},
         "warnings": warnings_,
     }
 

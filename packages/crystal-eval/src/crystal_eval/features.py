@@ -79,9 +79,7 @@ def basic_record(
     return rec
 
 
-def basic_record_from_item(
-    item: Item, cutoff: float = DEFAULT_CUTOFF, min_volume: float = DEFAULT_MIN_VOLUME
-):
+def basic_record_from_item(item: Item, cutoff: float = DEFAULT_CUTOFF, min_volume: float = DEFAULT_MIN_VOLUME):
     """Parse an item and compute its :class:`BasicRecord`; parse failures give ``constructed=False``."""
     try:
         s = item_to_structure(item)
@@ -114,9 +112,7 @@ def symmetry_features(
         _check_cell(structure)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = SpacegroupAnalyzer(
-                structure, symprec=symprec, angle_tolerance=angle_tolerance
-            ).get_symmetry_dataset()
+            ds = SpacegroupAnalyzer(structure, symprec=symprec, angle_tolerance=angle_tolerance).get_symmetry_dataset()
         if ds is None:
             raise ValueError("spglib found no symmetry")
         sg = int(ds.number)
@@ -199,9 +195,7 @@ def rich_record(
 ) -> RichRecord:
     """Symmetry, CrystalNN and Magpie features of one crystal (never raises; errors are recorded)."""
     rec = RichRecord()
-    rec.space_group, rec.wyckoff_dims, rec.symmetry_error = symmetry_features(
-        structure, symprec, angle_tolerance
-    )
+    rec.space_group, rec.wyckoff_dims, rec.symmetry_error = symmetry_features(structure, symprec, angle_tolerance)
     if with_cnn:
         try:
             rec.cnn = crystalnn_fingerprint(structure, symmetry_reduce)

@@ -123,13 +123,9 @@ def record_to_structure(rec: dict[str, Any]) -> Structure:
     elif rec.get("lattice_params") is not None:
         lattice = Lattice.from_parameters(*np.asarray(rec["lattice_params"], dtype=float))
     elif rec.get("lengths") is not None and rec.get("angles") is not None:
-        lattice = Lattice.from_parameters(
-            *np.asarray(rec["lengths"], float), *np.asarray(rec["angles"], float)
-        )
+        lattice = Lattice.from_parameters(*np.asarray(rec["lengths"], float), *np.asarray(rec["angles"], float))
     else:
-        raise ValueError(
-            "record has no 'cif' and no lattice ('lattice', 'lattice_params', 'lengths'+'angles')"
-        )
+        raise ValueError("record has no 'cif' and no lattice ('lattice', 'lattice_params', 'lengths'+'angles')")
     species = next((rec[k] for k in ("species", "elements", "atom_types", "numbers") if k in rec), None)
     if species is None:
         raise ValueError("record has no species ('species', 'elements', 'atom_types' or 'numbers')")
@@ -314,9 +310,7 @@ def load_items(path: str | Path) -> list[Item]:
     return items
 
 
-def items_from_structures(
-    structures: Iterable[Structure | None], names: Sequence[str] | None = None
-) -> list[Item]:
+def items_from_structures(structures: Iterable[Structure | None], names: Sequence[str] | None = None) -> list[Item]:
     """Wrap in-memory Structures (``None`` = a crystal that could not be built) as items."""
     out = []
     for k, s in enumerate(structures):

@@ -62,9 +62,7 @@ def cmd(x: np.ndarray, y: np.ndarray, k: int = 50) -> float:
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"cmd needs two 2-D arrays with the same number of columns, got {x.shape}, {y.shape}"
-        )
+        raise ValueError(f"cmd needs two 2-D arrays with the same number of columns, got {x.shape}, {y.shape}")
     if len(x) == 0 or len(y) == 0:
         return float("nan")
     mx, my = x.mean(axis=0), y.mean(axis=0)

@@ -39,9 +39,7 @@ def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = 
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(1, 11)
     ax.bar(x - 0.2, norm_counts(np.clip(plot_data["test_n_elements"], 1, 10), 1, 10), width=0.4, label="test")
-    ax.bar(
-        x + 0.2, norm_counts(np.clip(plot_data["sample_n_elements"], 1, 10), 1, 10), width=0.4, label=label
-    )
+    ax.bar(x + 0.2, norm_counts(np.clip(plot_data["sample_n_elements"], 1, 10), 1, 10), width=0.4, label=label)
     ax.set(xlabel="number of elements (10 = 10 or more)", ylabel="fraction", title="N_el")
     ax.legend()
     fig.tight_layout()
@@ -55,8 +53,9 @@ def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = 
     t, s = t[np.isfinite(t)], s[np.isfinite(s)]
     hi = float(np.percentile(np.concatenate([t, s]), 99.5)) if len(t) + len(s) else 1.0
     bins = np.linspace(0, hi, 60)
-    ax.hist(t, bins=bins, density=True, alpha=0.5, label="test")
-    ax.hist(s, bins=bins, density=True, alpha=0.5, label=label)
+    for values, name in ((t, "test"), (s, label)):
+        if len(values):  # an empty sample set (nothing valid) gives an empty plot, not a warning
+            ax.hist(values, bins=bins, density=True, alpha=0.5, label=name)
     ax.set(xlabel="density (g/cm^3)", ylabel="probability density", title="Density")
     ax.legend()
     fig.tight_layout()
