@@ -6,9 +6,10 @@ One path for every input::
         --(CrystalTensors)--> torch_geometric.data.Batch
 
 A :class:`ProcessedDataset` is vocabulary-independent (elements are atomic numbers). The cache key is the
-SHA-256 of the input file's bytes together with the conversion settings, the pipeline version and the
-asu-geometry version, so editing a file or upgrading the codec re-processes it. Every crystal that fails
-to convert is recorded with its id and reason in a :class:`ConversionReport`; nothing is dropped silently.
+SHA-256 of the input file's bytes together with the conversion settings, the pipeline version and a hash
+of the installed asu-geometry modules and table, so editing a file or changing the codec re-processes it.
+Every crystal that fails to convert is recorded with its id and reason in a :class:`ConversionReport`;
+nothing is dropped silently.
 
 Batches carry per crystal ``space_group`` (1..230), ``lattice`` (a, b, c, alpha, beta, gamma; Angstrom,
 degrees), ``comp`` (multi-hot element occupancy over the vocabulary) and per ASU atom (a PyG node)
@@ -26,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -307,12 +309,26 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@cache
+def codec_fingerprint() -> str:
+    """SHA-256 of the installed asu_geometry modules and table, so a fixed codec invalidates the cache."""
+    import asu_geometry as ag
+
+    root = Path(ag.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted([*root.glob("*.py"), *root.glob("data/*")]):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(path: Path, symprec: float, angle_tolerance: float) -> str:
-    """Content hash of a source file plus everything that changes its conversion."""
+    """Content hash of a source file plus everything that changes its conversion (settings, codec code)."""
     import asu_geometry as ag
 
     h = hashlib.sha256()
     h.update(_file_sha256(path).encode())
+    h.update(codec_fingerprint().encode())
     h.update(
         json.dumps(
             {
