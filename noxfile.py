@@ -102,3 +102,40 @@ def benchmark_polygon_flows(session: nox.Session) -> None:
     """Print the polygon-flows accuracy and throughput figures quoted in its README."""
     _install(session, f"./{PACKAGES['polygon_flows']}")
     session.run("python", "benchmarks/polygon_flows_bench.py", *session.posargs)
+
+
+MODEL_STACK = [f"./{PACKAGES['asu_geometry']}", f"./{PACKAGES['polygon_flows']}", f"./{PACKAGES['crystal_ar_model']}"]
+
+
+@nox.session(python="3.11")
+def train(session: nox.Session) -> None:
+    """Train crystal-ar (default: the tiny config on mp20-available from ../shared/data into runs/tiny).
+
+    Arguments after ``--`` replace the defaults and go to ``crystal-ar train``, e.g.
+    ``nox -s train -- --config default --data mp20 --data-dir DIR --out runs/default``.
+    """
+    _install(session, *MODEL_STACK)
+    args = session.posargs or ["--config", "tiny", "--data", "mp20-available",
+                               "--data-dir", str(ROOT.parent / "shared" / "data" / "mp_20_partial"),
+                               "--out", str(ROOT / "runs" / "tiny")]
+    session.run("crystal-ar", "train", *args)
+
+
+@nox.session(python="3.11")
+def score(session: nox.Session) -> None:
+    """Per-crystal, per-factor log-likelihoods (default: the 20-crystal test fixture with runs/tiny).
+
+    Arguments after ``--`` replace the defaults: ``nox -s score -- INPUT --checkpoint DIR [-o out.csv]``.
+    """
+    _install(session, *MODEL_STACK)
+    args = session.posargs or [
+        str(ROOT / PACKAGES["crystal_ar_model"] / "tests" / "data" / "mp20_test20.csv.xz"),
+        "--checkpoint", str(ROOT / "runs" / "tiny"), "-o", str(ROOT / "runs" / "tiny" / "scores.csv")]
+    session.run("crystal-ar", "score", *args)
+
+
+@nox.session(python="3.11")
+def benchmark_crystal_ar(session: nox.Session) -> None:
+    """Print the crystal-ar preprocessing, training and scoring throughput figures."""
+    _install(session, *MODEL_STACK)
+    session.run("python", "benchmarks/crystal_ar_bench.py", *session.posargs)

@@ -42,33 +42,36 @@ class AsuPoints:
     letters: list[str]
 
 
-def _near_ops(g: SpaceGroup, x: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _near_ops(g: SpaceGroup, x: np.ndarray, tol: float, lattice: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray]:
     d = g.apply(x) - x[:, None, :]
     d -= np.round(d)
-    return d, np.linalg.norm(d, axis=-1) <= tol
+    dist = np.linalg.norm(d if lattice is None else d @ lattice, axis=-1)
+    return d, dist <= tol
 
 
-def _snap(g: SpaceGroup, x: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _snap(g: SpaceGroup, x: np.ndarray, tol: float, lattice: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Project points onto the fixed subspace of their approximate site-symmetry group.
 
     Returns the projected points and their site-symmetry orders. Points whose only near operation is
     the identity (generic points) are left untouched.
     """
     x = x.copy()
-    _, near = _near_ops(g, x, tol)
+    _, near = _near_ops(g, x, tol, lattice)
     order = near.sum(1)
     todo = np.nonzero(order > 1)[0]
     for _ in range(4):
         if len(todo) == 0:
             break
-        d, nr = _near_ops(g, x[todo], tol)
+        d, nr = _near_ops(g, x[todo], tol, lattice)
         new = x[todo] + (d * nr[..., None]).sum(1) / nr.sum(1, keepdims=True)
         moved = ~np.all(np.abs(new - x[todo]) <= 1e-13, axis=1)
         x[todo] = new
         todo = todo[moved]
     special = np.nonzero(order > 1)[0]
     if len(special):
-        _, nr = _near_ops(g, x[special], max(tol, 1e-8))
+        _, nr = _near_ops(g, x[special], max(tol, 1e-8), lattice)
         order[special] = nr.sum(1)
     return x, order
 
@@ -136,10 +139,13 @@ def _clip_to_polygon(poly: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return best
 
 
-def to_asu_points(sg: int, frac: Any, tol: float = 1e-3) -> AsuPoints:
+def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = None) -> AsuPoints:
     """Vectorised canonicalisation of points (n, 3) of space group ``sg``; see the module docstring.
 
-    ``tol`` is in fractional units: points within ``tol`` of a special position are snapped onto it.
+    A point is snapped onto a special position when its symmetry images under the position's
+    site-symmetry operations lie within ``tol`` of it: ``tol`` is in fractional units, or in Angstrom
+    when ``lattice`` (3 x 3, rows are the conventional lattice vectors) is given (spglib's ``symprec``
+    criterion).
     """
     g = space_group(sg)
     x = np.atleast_2d(np.asarray(frac, dtype=float))
@@ -148,7 +154,8 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3) -> AsuPoints:
     if not np.all(np.isfinite(x)):
         raise ValueError("fractional coordinates must be finite")
     x = x - np.floor(x)
-    x, stab = _snap(g, x, tol)
+    lat = None if lattice is None else np.asarray(lattice, dtype=float).reshape(3, 3)
+    x, stab = _snap(g, x, tol, lat)
     rep = _representatives(g, x)
     n = len(x)
     wyck = np.full(n, -1)
@@ -168,7 +175,7 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3) -> AsuPoints:
             params[idx] = np.nan
             params[idx, : shape.dim] = prm[upd]
             snapped[idx] = shape.to_frac(prm[upd]) if shape.dim else shape.origin_array
-    bad = np.nonzero(best > max(10 * tol, 1e-6))[0]
+    bad = np.nonzero(best > 1e-6)[0]  # snapped points lie on their shape up to rounding
     if len(bad):
         i = bad[0]
         raise CanonicalizationError(

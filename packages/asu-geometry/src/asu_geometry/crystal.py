@@ -174,8 +174,12 @@ def _dataset(cell: tuple, symprec: float, angle_tolerance: float, hall_number: i
                                            hall_number=hall_number)
 
 
-def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, tol: float = 1e-3) -> AsuCrystal:
+def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -> AsuCrystal:
     """Canonical ASU representation of an ordered crystal structure.
+
+    spglib determines the space group and the standardised conventional cell at ``symprec`` (Angstrom)
+    and ``angle_tolerance`` (degrees); atoms whose symmetry images lie within ``symprec`` of themselves
+    are snapped onto their special position, as spglib itself decides site symmetry.
 
     Raises :class:`DisorderedStructureError` for partial occupancies, :class:`SymmetryNotFoundError`
     when spglib finds no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
@@ -200,7 +204,7 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, t
     from pymatgen.core import Element, Lattice
 
     lattice = symmetrize_lattice(g.crystal_system, Lattice(ds.std_lattice).parameters)
-    pts = to_asu_points(g.number, ds.std_positions, tol)
+    pts = to_asu_points(g.number, ds.std_positions, tol=symprec, lattice=ds.std_lattice)
     groups: list[tuple[tuple[int, int, int], np.ndarray, list[int]]] = []
     for i, z in enumerate(ds.std_types):
         key = (int(z), int(pts.wyckoff_index[i]), int(pts.shape_index[i]))
