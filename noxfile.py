@@ -139,3 +139,20 @@ def benchmark_crystal_ar(session: nox.Session) -> None:
     """Print the crystal-ar preprocessing, training and scoring throughput figures."""
     _install(session, *MODEL_STACK)
     session.run("python", "benchmarks/crystal_ar_bench.py", *session.posargs)
+
+
+@nox.session(python="3.11", name="evaluate-data")
+def evaluate_data(session: nox.Session) -> None:
+    """crystal-eval "data" row: MP-20 test scored as a model's output against train+val (partial files
+    from ../shared/data unless the full mp_20/ CSVs are there); writes out/crystal-eval-data/."""
+    session.install("-c", CONSTRAINTS, f"./{PACKAGES['crystal_eval']}")  # no torch needed
+    data_dir = os.environ.get("CRYSTAL_EVAL_DATA", str(ROOT.parent / "shared" / "data"))
+    session.run("python", "-m", "crystal_eval.data_row", "--data-dir", data_dir,
+                "-o", str(ROOT / "out" / "crystal-eval-data"), *session.posargs)
+
+
+@nox.session(python="3.11")
+def benchmark_crystal_eval(session: nox.Session) -> None:
+    """Wall time of a full crystal-eval run on 10,000 real crystals, cold and warm cache."""
+    session.install("-c", CONSTRAINTS, f"./{PACKAGES['crystal_eval']}")
+    session.run("python", "benchmarks/crystal_eval_bench.py", *session.posargs)
