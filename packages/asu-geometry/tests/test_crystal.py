@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import asu_geometry as ag
 import numpy as np
 import pandas as pd
 import pytest
-import spglib
 from asu_geometry.errors import (
     CanonicalizationError,
     CifReadError,
@@ -17,63 +15,22 @@ from asu_geometry.errors import (
     InvalidSpaceGroupError,
     SymmetryNotFoundError,
 )
+from asu_geometry.verify import round_trip
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from .conftest import shared_file
 
 
-def _spglib_number(s: Structure, symprec: float = 0.1) -> int | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = spglib.get_symmetry_dataset((s.lattice.matrix, s.frac_coords, [x.Z for x in s.species]),
-                                         symprec=symprec, angle_tolerance=5.0 if symprec >= 0.01 else -1.0)
-    return None if ds is None else int(ds.number)
-
-
 def round_trip_failures(cifs: list[str], ids: list[str]) -> tuple[list[str], list[str]]:
-    """Round trip ``to_asu -> to_structure`` on CIF rows.
-
-    Returns ``(failures, tolerance_cases)``. A row whose rebuilt structure does not match the input
-    (``StructureMatcher()`` defaults) is a *tolerance case* when pymatgen's own refinement at the same
-    tolerances (``SpacegroupAnalyzer(symprec=0.1, angle_tolerance=5).get_refined_structure()``) does
-    not match the input either, *and* our rebuilt structure matches that refinement: the input is
-    only approximately symmetric at 0.1 A and symmetrising it moves atoms too far. Anything else is a
-    failure of the codec. A rebuilt structure that spglib puts in a supergroup at symprec=0.1 (while it
-    finds exactly the crystal's group at symprec=1e-3) is a tolerance case too.
-    """
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    matcher = StructureMatcher()
+    """(failures, tolerance cases) of :func:`asu_geometry.verify.round_trip` over CIF rows."""
     failures, tolerance_cases = [], []
     for cif, ident in zip(cifs, ids, strict=True):
-        try:
-            s = ag.structure_from_cif_string(cif)
-            crystal = ag.to_asu(s)
-            back = crystal.to_structure()
-            again = ag.AsuCrystal.from_dict(json.loads(crystal.to_json()))
-        except Exception as exc:
-            failures.append(f"{ident}: {type(exc).__name__}: {exc}")
-            continue
-        if again != crystal:
-            failures.append(f"{ident}: to_dict/from_dict round trip changed the crystal")
-        elif len(back) != crystal.num_atoms:
-            failures.append(f"{ident}: {len(back)} atoms rebuilt, expected {crystal.num_atoms}")
-        elif _spglib_number(back, 1e-3) != crystal.space_group:
-            failures.append(f"{ident}: spglib (symprec 1e-3) finds {_spglib_number(back, 1e-3)} on the rebuilt "
-                            f"structure, expected {crystal.space_group}")
-        elif not back.is_valid(tol=0.5):
-            failures.append(f"{ident}: rebuilt structure has sites closer than 0.5 A")
-        elif not matcher.fit(s, back):
-            refined = SpacegroupAnalyzer(s, symprec=0.1, angle_tolerance=5.0).get_refined_structure()
-            if matcher.fit(s, refined) or not matcher.fit(refined, back):
-                failures.append(f"{ident}: rebuilt structure does not match (sg {crystal.space_group})")
-            else:
-                tolerance_cases.append(f"{ident} (sg {crystal.space_group}, {s.composition.reduced_formula}): "
-                                       "symmetrisation at symprec=0.1 moves atoms beyond StructureMatcher tolerances")
-        elif _spglib_number(back) != crystal.space_group:
-            tolerance_cases.append(f"{ident} (sg {crystal.space_group}, {s.composition.reduced_formula}): the "
-                                   f"symmetrised structure is within symprec=0.1 of group {_spglib_number(back)}")
+        res = round_trip(cif)
+        if res.status == "failure":
+            failures.append(f"{ident}: {res.reason}")
+        elif res.status == "tolerance":
+            tolerance_cases.append(f"{ident} (sg {res.space_group}): {res.reason}")
     return failures, tolerance_cases
 
 
@@ -206,3 +163,19 @@ def test_invalid_asu_crystal_fields():
         ag.AsuCrystal(1, (1, 1, 1, 90, 90, 90), (ag.AsuSite("Xx", "a", 0, (0.1, 0.2, 0.3)),))
     with pytest.raises(ValueError, match="finite"):
         ag.AsuCrystal(1, (1, 1, float("nan"), 90, 90, 90), ())
+
+
+def test_round_trip_classifies_codec_failures(monkeypatch, mp20_fixture):
+    cif = mp20_fixture.cif.iloc[0]
+    assert round_trip(cif).status == "ok"
+    assert round_trip("not a cif").status == "failure"
+    original = ag.AsuCrystal.to_structure
+
+    def lossy(self):
+        s = original(self)
+        s.remove_sites([0])
+        return s
+
+    monkeypatch.setattr(ag.AsuCrystal, "to_structure", lossy)
+    res = round_trip(cif)
+    assert res.status == "failure" and "atoms rebuilt" in res.reason
