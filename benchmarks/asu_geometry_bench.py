@@ -49,6 +49,14 @@ def bench_to_asu(csv: Path, rows: int) -> None:
     dt = time.perf_counter() - t
     print(f"to_asu: {n / dt:.1f} structures/s ({n} rows of {csv.name}, one process)")
 
+    import spglib
+
+    cells = [(s.lattice.matrix, s.frac_coords, [x.Z for x in s.species]) for s in structures]
+    t = time.perf_counter()
+    for cell in cells:
+        spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5.0)
+    print(f"spglib get_symmetry_dataset alone (inside to_asu): {n / (time.perf_counter() - t):.1f} structures/s")
+
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     t = time.perf_counter()
