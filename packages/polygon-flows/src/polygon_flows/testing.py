@@ -19,11 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import basix
 import torch
 from torch import Tensor
 
-from .quadrature import polygon_cells
+from .quadrature import _triangle_rule, polygon_cells
 
 __all__ = ["EXAMPLE_POLYGONS", "chi_square_polygon", "chi_square_statistic", "regular_polygon"]
 
@@ -69,15 +68,11 @@ def chi_square_polygon(
         ``(X^2, dof, min_expected)``; ``min_expected`` is the smallest expected count (should be >= 5).
     """
     cells = polygon_cells(vertices, level)  # (m, 3, 2)
-    pts, wts = basix.make_quadrature(basix.CellType.triangle, degree)
-    p = torch.as_tensor(pts, dtype=cells.dtype)
-    w = torch.as_tensor(wts, dtype=cells.dtype)
-    a, e1, e2 = cells[:, 0], cells[:, 1] - cells[:, 0], cells[:, 2] - cells[:, 0]
-    x = a[:, None] + p[None, :, :1] * e1[:, None] + p[None, :, 1:] * e2[:, None]
-    det = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).abs()
+    x, w = _triangle_rule(cells, degree)  # cell by cell, so the flat points reshape to (m, q)
     with torch.no_grad():
-        dens = log_prob(x.reshape(-1, 2)).exp().reshape(x.shape[:2])
-    prob = (dens * w).sum(-1) * det
+        dens = log_prob(x).exp()
+    prob = (dens * w).reshape(cells.shape[0], -1).sum(-1)
+    a, e1, e2 = cells[:, 0], cells[:, 1] - cells[:, 0], cells[:, 2] - cells[:, 0]
     # locate samples: barycentric coordinates in every cell
     rel = samples[:, None, :] - a[None]
     inv_det = 1.0 / (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
