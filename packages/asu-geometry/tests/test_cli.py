@@ -184,3 +184,11 @@ def test_console_script_canonicalize_error() -> None:
     bad = subprocess.run([*console_script(), "canonicalize", str(DATA / "disordered_CuAu.cif")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "DisorderedStructureError" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_output_piped_into_a_pager_that_closes_early_is_not_an_error():
+    cmd = " ".join(console_script()) + " show 225 | head -n 1"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Space group 225")
+    assert "error" not in proc.stderr.lower()
