@@ -248,53 +248,54 @@ class SimplexToPolygon(Transform):
         return u.reshape(batch + (2,)), logdet.reshape(batch)
 
     def _newton_stage(self, xs, u, vert, ref, sub, todo, iters, logdet, tol, margin) -> Tensor:  # noqa: ANN001
-        """Damped Newton on the points ``todo`` (updated in place); returns the unconverged ones."""
+        """Damped Newton on the points ``todo`` (updated in place); returns the unconverged ones.
+
+        The line search is deferred: a full step is taken, and only when the residual at the next
+        iterate has not decreased is the step halved from the previous iterate (so a converging
+        point costs one mean-value evaluation per iteration, not two).
+        """
         active = todo
-        for _ in range(self.max_iter + 1):
+        n = u.shape[0]
+        prev_u = u.clone()
+        prev_res = torch.full((n,), float("inf"), dtype=u.dtype)
+        step = torch.zeros_like(u)
+        alpha = torch.ones(n, dtype=u.dtype)
+        for _ in range(self.max_iter + 31):
             if active.numel() == 0:
                 break
             ua, xa, va, ra = u[active], xs[active], sub(vert, active), sub(ref, active)
             lam, gr = _mvc_core(ua, ra, jacobian=True)
             assert gr is not None
-            fa = torch.einsum("...k,...kd->...d", lam, va)
+            res_vec = torch.einsum("...k,...kd->...d", lam, va) - xa
             jac = torch.einsum("...ka,...kb->...ab", va, gr)
-            res_vec = fa - xa
             res = res_vec.norm(dim=-1)
             done = res <= tol
             if done.any():
                 logdet[active[done]] = torch.log(_det2(jac[done]).abs())
-                keep = ~done
-                active, ua, xa, res, res_vec, jac = (
-                    active[keep],
-                    ua[keep],
-                    xa[keep],
-                    res[keep],
-                    res_vec[keep],
-                    jac[keep],
-                )
-                va, ra = sub(va, keep), sub(ra, keep)
-                if active.numel() == 0:
-                    break
-            if _ == self.max_iter:
-                break
-            iters[active] += 1
-            step = _solve2(jac, res_vec)
-            step = torch.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0)
-            alpha = torch.ones_like(res)
-            trial = _clamp_to_triangle(ua - step, margin)
-            for _h in range(30):
-                lam_t = _mvc_core(trial, ra, jacobian=False)[0]
-                res_t = (torch.einsum("...k,...kd->...d", lam_t, va) - xa).norm(dim=-1)
-                bad = ~(res_t < res)
-                if not bad.any():
-                    break
-                alpha = torch.where(bad, alpha * 0.5, alpha)
-                trial = torch.where(
-                    bad.unsqueeze(-1), _clamp_to_triangle(ua - alpha.unsqueeze(-1) * step, margin), trial
-                )
-            stalled = ~(res_t < res)
-            u[active] = torch.where(stalled.unsqueeze(-1), ua, trial)
-            if stalled.any():  # no descent possible: stop these points (left for the next safeguard)
-                active = active[~stalled]
+            grew = ~done & ~(res < prev_res[active])
+            if grew.any():  # backtrack from the previous iterate with half the step
+                g = active[grew]
+                alpha[g] *= 0.5
+                u[g] = _clamp_to_triangle(prev_u[g] - alpha[g].unsqueeze(-1) * step[g], margin)
+                stalled = alpha[g] < 2.0**-30
+                if stalled.any():  # no descent possible: restore the best iterate for the next safeguard
+                    u[g[stalled]] = prev_u[g[stalled]]
+            go = ~done & ~grew
+            active_go = active[go]
+            if active_go.numel() and int(iters[active_go].max()) < self.max_iter:
+                sel = active_go[iters[active_go] < self.max_iter]
+                keep = go.nonzero().squeeze(-1)[iters[active_go] < self.max_iter]
+                iters[sel] += 1
+                st = torch.nan_to_num(_solve2(jac[keep], res_vec[keep]), nan=0.0, posinf=0.0, neginf=0.0)
+                prev_u[sel], prev_res[sel], step[sel], alpha[sel] = ua[keep], res[keep], st, 1.0
+                u[sel] = _clamp_to_triangle(ua[keep] - st, margin)
+                go_mask = torch.zeros_like(go)
+                go_mask[keep] = True
+            else:
+                go_mask = torch.zeros_like(go)
+            alive = go_mask.clone()
+            if grew.any():
+                alive[grew.nonzero().squeeze(-1)[~(alpha[active[grew]] < 2.0**-30)]] = True
+            active = active[alive]
         unconverged = todo[torch.isnan(logdet[todo])]
         return unconverged
