@@ -43,19 +43,25 @@ def bench_to_asu(csv: Path, rows: int) -> None:
     structures = [ag.structure_from_cif_string(c) for c in df.cif]
     n = len(structures)
     ag.to_asu(structures[0])
-    t = time.perf_counter()
-    for s in structures:
-        ag.to_asu(s)
-    dt = time.perf_counter() - t
-    print(f"to_asu: {n / dt:.1f} structures/s ({n} rows of {csv.name}, one process)")
+    rates = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for s in structures:
+            ag.to_asu(s)
+        rates.append(n / (time.perf_counter() - t))
+    print(f"to_asu: median {np.median(rates):.1f} structures/s over 3 passes (min {min(rates):.1f}, "
+          f"max {max(rates):.1f}; {n} rows of {csv.name}, one process)")
 
     import spglib
 
     cells = [(s.lattice.matrix, s.frac_coords, [x.Z for x in s.species]) for s in structures]
-    t = time.perf_counter()
-    for cell in cells:
-        spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5.0)
-    print(f"spglib get_symmetry_dataset alone (inside to_asu): {n / (time.perf_counter() - t):.1f} structures/s")
+    rates = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for cell in cells:
+            spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5.0)
+        rates.append(n / (time.perf_counter() - t))
+    print(f"spglib get_symmetry_dataset alone (inside to_asu): median {np.median(rates):.1f} structures/s")
 
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 

@@ -46,7 +46,8 @@ def _near_ops(g: SpaceGroup, x: np.ndarray, tol: float, lattice: np.ndarray | No
               ) -> tuple[np.ndarray, np.ndarray]:
     d = g.apply(x) - x[:, None, :]
     d -= np.round(d)
-    dist = np.linalg.norm(d if lattice is None else d @ lattice, axis=-1)
+    dc = d if lattice is None else d @ lattice
+    dist = np.sqrt(np.einsum("...i,...i->...", dc, dc))
     return d, dist <= tol
 
 
@@ -57,22 +58,25 @@ def _snap(g: SpaceGroup, x: np.ndarray, tol: float, lattice: np.ndarray | None =
     Returns the projected points and their site-symmetry orders. Points whose only near operation is
     the identity (generic points) are left untouched.
     """
+    tol = max(tol, 1e-8)  # below this, rounding of already-special coordinates would count
     x = x.copy()
-    _, near = _near_ops(g, x, tol, lattice)
+    d_all, near = _near_ops(g, x, tol, lattice)
     order = near.sum(1)
     todo = np.nonzero(order > 1)[0]
-    for _ in range(4):
+    d, nr = d_all[todo], near[todo]
+    for it in range(5):
         if len(todo) == 0:
             break
-        d, nr = _near_ops(g, x[todo], tol, lattice)
+        if it:
+            d, nr = _near_ops(g, x[todo], tol, lattice)
+        order[todo] = nr.sum(1)  # the site-symmetry order at the current position
         new = x[todo] + (d * nr[..., None]).sum(1) / nr.sum(1, keepdims=True)
         moved = ~np.all(np.abs(new - x[todo]) <= 1e-13, axis=1)
         x[todo] = new
         todo = todo[moved]
-    special = np.nonzero(order > 1)[0]
-    if len(special):
-        _, nr = _near_ops(g, x[special], max(tol, 1e-8), lattice)
-        order[special] = nr.sum(1)
+    if len(todo):  # still moving after 5 rounds: count at the final positions
+        _, nr = _near_ops(g, x[todo], tol, lattice)
+        order[todo] = nr.sum(1)
     return x, order
 
 
@@ -94,7 +98,10 @@ def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
     y = g.apply(x)  # (n, N, 3)
     base = y - np.floor(y - lo + BOUNDARY_EPS)  # in [lo - eps, lo + 1 - eps)
     cand = (base[:, :, None, :] + _shifts(g)).reshape(len(x), -1, 3)
-    inside = g.asu.contains(cand, tol=BOUNDARY_EPS)
+    hi = np.array([float(v) for v in g.asu.box_max])
+    in_box = np.all((cand >= lo - BOUNDARY_EPS) & (cand <= hi + BOUNDARY_EPS), axis=-1)
+    inside = np.zeros(in_box.shape, dtype=bool)
+    inside[in_box] = g.asu.contains(cand[in_box], tol=BOUNDARY_EPS)  # exact rules only inside the box
     first = np.argmax(inside, axis=1)
     none = ~inside.any(axis=1)
     if np.any(none):
@@ -102,10 +109,15 @@ def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
     return cand[np.arange(len(x)), first]
 
 
+def _norm(v: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis (lighter than ``np.linalg.norm`` on small arrays)."""
+    return np.sqrt(np.einsum("...i,...i->...", v, v))
+
+
 def _shape_distance(shape: WyckoffShape, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance of points to a shape (in fractional units) and their chart parameters (clipped)."""
     if shape.dim == 0:
-        return np.linalg.norm(x - shape.origin_array, axis=-1), np.zeros((len(x), 0))
+        return _norm(x - shape.origin_array), np.zeros((len(x), 0))
     if shape.dim == 3:
         return np.zeros(len(x)), x.copy()
     params = shape.to_params(x)
@@ -113,7 +125,7 @@ def _shape_distance(shape: WyckoffShape, x: np.ndarray) -> tuple[np.ndarray, np.
         clipped = np.clip(params, 0.0, 1.0)
     else:
         clipped = _clip_to_polygon(shape.chart_vertices_array, params)
-    return np.linalg.norm(shape.to_frac(clipped) - x, axis=-1), params
+    return _norm(shape.to_frac(clipped) - x), params
 
 
 def _clip_to_polygon(poly: np.ndarray, uv: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +59,8 @@ class AsuCrystal:
 
     def __post_init__(self) -> None:
         g = space_group(self.space_group)  # validates the number
-        from pymatgen.core import Element
-
         for s in self.sites:
-            if not Element.is_valid_symbol(s.element):
+            if s.element not in _element_symbols():
                 raise ValueError(f"unknown element symbol {s.element!r}")
             wp = g.wyckoff(s.wyckoff)
             if not 0 <= s.shape_index < len(wp.shapes):
@@ -174,6 +174,57 @@ def _dataset(cell: tuple, symprec: float, angle_tolerance: float, hall_number: i
                                            hall_number=hall_number)
 
 
+@cache
+def _element_symbols() -> frozenset[str]:
+    from pymatgen.core import Element
+
+    return frozenset(e.symbol for e in Element)
+
+
+@cache
+def _symbol(z: int) -> str:
+    from pymatgen.core import Element
+
+    return Element.from_Z(z).symbol
+
+
+def lattice_parameters(matrix: Any) -> tuple[float, float, float, float, float, float]:
+    """(a, b, c, alpha, beta, gamma) of a lattice whose rows are the basis vectors (Angstrom, degrees)."""
+    m = np.asarray(matrix, dtype=float)
+    a, b, c = np.sqrt((m * m).sum(1))
+
+    def angle(u: np.ndarray, v: np.ndarray, nu: float, nv: float) -> float:
+        return float(np.degrees(np.arccos(np.clip(u @ v / (nu * nv), -1.0, 1.0))))
+
+    return (float(a), float(b), float(c), angle(m[1], m[2], b, c), angle(m[0], m[2], a, c), angle(m[0], m[1], a, b))
+
+
+@cache
+def _origin_shift(default_hall: int, hall: int) -> np.ndarray | None:
+    """Origin ``o`` of Hall setting ``hall`` in the coordinates of ``default_hall`` (same group, same
+    basis, e.g. origin choices 1 and 2), so that ``x_hall = x_default - o``; None if there is none.
+
+    Found exactly on the 1/8 grid: the operations ``(R, t)`` of ``default_hall`` become
+    ``(R, t + (R - I) o)`` in the shifted origin, and must equal those of ``hall`` modulo 1.
+    """
+    import spglib
+
+    a = spglib.get_symmetry_from_database(default_hall)
+    b = spglib.get_symmetry_from_database(hall)
+    if a is None or b is None or len(a["rotations"]) != len(b["rotations"]):
+        return None
+    target = {(r.tobytes(), tuple(np.round(np.mod(t, 1.0) * 24).astype(int) % 24))
+              for r, t in zip(b["rotations"], b["translations"], strict=True)}
+    eye = np.eye(3, dtype=int)
+    for k in product(range(8), repeat=3):
+        o = np.array(k) / 8.0
+        moved = {(r.tobytes(), tuple(np.round(np.mod(t + (r - eye) @ o, 1.0) * 24).astype(int) % 24))
+                 for r, t in zip(a["rotations"], a["translations"], strict=True)}
+        if moved == target:
+            return o
+    return None
+
+
 def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -> AsuCrystal:
     """Canonical ASU representation of an ordered crystal structure.
 
@@ -184,32 +235,43 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
     Raises :class:`DisorderedStructureError` for partial occupancies, :class:`SymmetryNotFoundError`
     when spglib finds no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
     """
-    if not structure.is_ordered:
+    try:  # Structure.species exists only for ordered structures (one scan of the sites)
+        species = structure.species
+    except AttributeError:
+        species = None
+    if species is None:
         bad = next(s for s in structure if not s.is_ordered)
         raise DisorderedStructureError(f"disordered site {bad.species} at {bad.frac_coords.tolist()}: "
                                        "an ASU crystal needs fully occupied single-species sites")
     if len(structure) == 0:
         raise ValueError("empty structure")
-    numbers = [sp.Z for sp in structure.species]
+    numbers = [sp.Z for sp in species]
     cell = (structure.lattice.matrix, structure.frac_coords, numbers)
     ds = _dataset(cell, symprec, angle_tolerance)
     if ds is None:
         raise SymmetryNotFoundError(f"spglib found no symmetry (symprec={symprec}, angle_tolerance={angle_tolerance})")
     g = space_group(int(ds.number))
+    std_positions = ds.std_positions
     if ds.hall_number != g.hall_number:
-        ds = _dataset(cell, symprec, angle_tolerance, g.hall_number)
-        if ds is None or int(ds.number) != g.number:
-            raise SymmetryNotFoundError(
-                f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
-    from pymatgen.core import Element, Lattice
-
-    lattice = symmetrize_lattice(g.crystal_system, Lattice(ds.std_lattice).parameters)
-    pts = to_asu_points(g.number, ds.std_positions, tol=symprec, lattice=ds.std_lattice)
+        shift = _origin_shift(int(ds.hall_number), g.hall_number)
+        if shift is not None:  # same conventional cell, other origin choice: move the origin
+            std_positions = std_positions - shift
+        else:
+            ds = _dataset(cell, symprec, angle_tolerance, g.hall_number)
+            if ds is None or int(ds.number) != g.number:
+                raise SymmetryNotFoundError(
+                    f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
+            std_positions = ds.std_positions
+    lattice = symmetrize_lattice(g.crystal_system, lattice_parameters(ds.std_lattice))
+    pts = to_asu_points(g.number, std_positions, tol=symprec, lattice=ds.std_lattice)
     groups: list[tuple[tuple[int, int, int], np.ndarray, list[int]]] = []
-    for i, z in enumerate(ds.std_types):
-        key = (int(z), int(pts.wyckoff_index[i]), int(pts.shape_index[i]))
-        for k, rep, members in groups:
-            if k == key and np.max(np.abs(rep - pts.frac[i])) < 1e-4:
+    # atoms of one orbit share their representative: group them (pairwise distances computed at once)
+    same = np.max(np.abs(pts.frac[:, None, :] - pts.frac[None, :, :]), axis=-1) < 1e-4
+    keys = list(zip(np.asarray(ds.std_types).tolist(), pts.wyckoff_index.tolist(), pts.shape_index.tolist(),
+                    strict=True))
+    for i, key in enumerate(keys):
+        for k, _, members in groups:
+            if k == key and same[members[0], i]:
                 members.append(i)
                 break
         else:
@@ -218,18 +280,18 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
         for kj, rj, _ in groups[:i]:
             if np.max(np.abs(ri - rj)) < 1e-4:
                 raise CanonicalizationError(
-                    f"atoms of {Element.from_Z(ki[0]).symbol} and {Element.from_Z(kj[0]).symbol} occupy the same "
+                    f"atoms of {_symbol(ki[0])} and {_symbol(kj[0])} occupy the same "
                     f"position {np.round(ri, 4).tolist()} after symmetrisation (overlapping sites)")
     sites = []
     for (z, wi, si), _, members in groups:
         wp = g.wyckoff_positions[wi]
         if len(members) != wp.multiplicity:
             raise CanonicalizationError(
-                f"orbit of {Element.from_Z(z).symbol} at {wp.label} has {len(members)} atoms in the "
+                f"orbit of {_symbol(z)} at {wp.label} has {len(members)} atoms in the "
                 f"conventional cell, expected {wp.multiplicity}")
         frac = pts.frac[members[0]]
         frac = np.where(np.abs(frac) < 1e-12, 0.0, frac)
-        sites.append((wi, z, tuple(np.round(frac, 12)), AsuSite(Element.from_Z(z).symbol, wp.letter, si,
+        sites.append((wi, z, tuple(np.round(frac, 12)), AsuSite(_symbol(z), wp.letter, si,
                                                                  tuple(float(v) for v in frac))))  # type: ignore[arg-type]
     sites.sort(key=lambda t: t[:3])
     return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites))  # type: ignore[arg-type]

@@ -163,8 +163,12 @@ class WyckoffShape:
         x = np.asarray(frac, dtype=float) - self.origin_array
         if self.dim == 0:
             return np.zeros(x.shape[:-1] + (0,))
-        sol, *_ = np.linalg.lstsq(self.basis_array.T, x.reshape(-1, 3).T, rcond=None)
-        return sol.T.reshape(x.shape[:-1] + (self.dim,))
+        return x @ self._pseudo_inverse
+
+    @cached_property
+    def _pseudo_inverse(self) -> np.ndarray:
+        """(3, dim): least-squares chart parameters are ``(x - origin) @ pinv``."""
+        return np.linalg.pinv(self.basis_array)
 
     def __str__(self) -> str:
         fmt = lambda v: "(" + ", ".join(str(c) for c in v) + ")"  # noqa: E731
@@ -284,7 +288,13 @@ class SpaceGroup:
     def apply(self, frac: np.ndarray) -> np.ndarray:
         """All images g(x) of points (..., 3) -> (..., |G/T|, 3), not reduced modulo 1."""
         x = np.asarray(frac, dtype=float)
-        return np.einsum("gij,...j->...gi", self.rotations, x) + self.translations
+        y = x @ self._stacked_rotations  # one matmul for all operations: (..., 3) @ (3, 3N)
+        return y.reshape(x.shape[:-1] + (self.order, 3)) + self.translations
+
+    @cached_property
+    def _stacked_rotations(self) -> np.ndarray:
+        """``M[j, 3g + i] = R_g[i, j]``, so that ``(x @ M)[3g + i] = (R_g x)_i``."""
+        return np.ascontiguousarray(self.rotations.transpose(2, 0, 1).reshape(3, -1).astype(float))
 
     def __repr__(self) -> str:
         return f"SpaceGroup({self.number}, {self.symbol!r})"
