@@ -26,7 +26,7 @@ from math import ceil, floor
 
 import numpy as np
 
-from .._rational import Vec3, add, dot, matvec, scale, sub
+from .._rational import Vec3, add, dot, matvec, scale
 from ..cuts import Cut
 from ..geometry import clip_polygon_2d, order_polygon_2d, signed_area_2d
 
@@ -315,7 +315,3 @@ def interior_columns(m: Sequence[Sequence[int]]) -> list[Vec3]:
         if any(col):
             cols.append(col)
     return cols
-
-
-def sub3(a: Vec3, b: Vec3) -> Vec3:
-    return sub(a, b)
