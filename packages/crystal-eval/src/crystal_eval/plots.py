@@ -9,6 +9,17 @@ from typing import Any
 import numpy as np
 
 
+def _finish(fig: Any, ax: Any, path: Path) -> Path:
+    """Legend, layout, save at 120 dpi, close; returns the path written."""
+    import matplotlib.pyplot as plt
+
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = "samples") -> list[Path]:
     """Write ``space_groups.png``, ``num_elements.png`` and ``density.png`` into ``out_dir``."""
     import matplotlib
@@ -30,22 +41,14 @@ def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = 
     ax.bar(x - 0.2, norm_counts(plot_data["test_space_groups"], 1, 230), width=0.4, label="test")
     ax.bar(x + 0.2, norm_counts(plot_data["sample_space_groups"], 1, 230), width=0.4, label=label)
     ax.set(xlabel="space group number", ylabel="fraction", title="Space groups (symprec 0.1, 5 deg)")
-    ax.legend()
-    fig.tight_layout()
-    written.append(out / "space_groups.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    written.append(_finish(fig, ax, out / "space_groups.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(1, 11)
     ax.bar(x - 0.2, norm_counts(np.clip(plot_data["test_n_elements"], 1, 10), 1, 10), width=0.4, label="test")
     ax.bar(x + 0.2, norm_counts(np.clip(plot_data["sample_n_elements"], 1, 10), 1, 10), width=0.4, label=label)
     ax.set(xlabel="number of elements (10 = 10 or more)", ylabel="fraction", title="N_el")
-    ax.legend()
-    fig.tight_layout()
-    written.append(out / "num_elements.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    written.append(_finish(fig, ax, out / "num_elements.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     t = np.asarray(plot_data["test_density"], dtype=float)
@@ -57,9 +60,5 @@ def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = 
         if len(values):  # an empty sample set (nothing valid) gives an empty plot, not a warning
             ax.hist(values, bins=bins, density=True, alpha=0.5, label=name)
     ax.set(xlabel="density (g/cm^3)", ylabel="probability density", title="Density")
-    ax.legend()
-    fig.tight_layout()
-    written.append(out / "density.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    written.append(_finish(fig, ax, out / "density.png"))
     return written
