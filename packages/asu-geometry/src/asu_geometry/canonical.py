@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from itertools import product
 from math import ceil, floor
 from typing import Any
@@ -80,11 +81,15 @@ def _snap(g: SpaceGroup, x: np.ndarray, tol: float, lattice: np.ndarray | None =
     return x, order
 
 
-def _shifts(g: SpaceGroup) -> np.ndarray:
+@cache
+def _shifts(sg: int) -> np.ndarray:
     """Lattice shifts to try after reducing into [lo, lo + 1): +1 only along axes where the ASU box is
     a full period wide (its upper face can then hold a representative)."""
-    wide = [float(g.asu.box_max[i] - g.asu.box_min[i]) >= 1 - 1e-12 for i in range(3)]
-    return np.array(list(product(*[(0.0, 1.0) if w else (0.0,) for w in wide])))
+    lo, hi = space_group(sg).asu.box_arrays
+    wide = (hi - lo) >= 1 - 1e-12
+    shifts = np.array(list(product(*[(0.0, 1.0) if w else (0.0,) for w in wide])))
+    shifts.setflags(write=False)  # cached: shared by every call
+    return shifts
 
 
 def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
@@ -94,11 +99,10 @@ def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
     to the first candidate in operation order; when no candidate passes (rounding again), the candidate
     closest to the closed ASU is taken.
     """
-    lo = np.array([float(v) for v in g.asu.box_min])
+    lo, hi = g.asu.box_arrays
     y = g.apply(x)  # (n, N, 3)
     base = y - np.floor(y - lo + BOUNDARY_EPS)  # in [lo - eps, lo + 1 - eps)
-    cand = (base[:, :, None, :] + _shifts(g)).reshape(len(x), -1, 3)
-    hi = np.array([float(v) for v in g.asu.box_max])
+    cand = (base[:, :, None, :] + _shifts(g.number)).reshape(len(x), -1, 3)
     in_box = np.all((cand >= lo - BOUNDARY_EPS) & (cand <= hi + BOUNDARY_EPS), axis=-1)
     inside = np.zeros(in_box.shape, dtype=bool)
     inside[in_box] = g.asu.contains(cand[in_box], tol=BOUNDARY_EPS)  # exact rules only inside the box

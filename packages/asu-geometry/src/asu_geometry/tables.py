@@ -60,6 +60,14 @@ class AsymmetricUnit:
         return tuple(max(v[i] for v in self.vertices) for i in range(3))  # type: ignore[return-value]
 
     @cached_property
+    def box_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Float (box_min, box_max) of the closure, for vectorised pre-filters."""
+        lo, hi = _as_float(self.box_min), _as_float(self.box_max)
+        lo.setflags(write=False)
+        hi.setflags(write=False)
+        return lo, hi
+
+    @cached_property
     def planes(self) -> tuple[tuple[tuple[int, int, int], Fraction], ...]:
         """Every distinct plane ``(n, c)`` of the cuts, top-level and nested."""
         seen: dict[tuple, None] = {}
