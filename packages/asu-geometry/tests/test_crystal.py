@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import asu_geometry as ag
 import numpy as np
@@ -125,6 +126,40 @@ def test_diamond_uses_origin_choice_2():
     assert c.space_group == 227 and [x.wyckoff for x in c.sites] == ["a"]
     assert np.allclose(c.sites[0].frac_coords, [-0.125, -0.125, -0.125])
     assert len(c.to_structure()) == 8
+
+
+def test_origin_shift_between_origin_choices_conjugates_the_operations():
+    """For every group whose table setting is not spglib's default Hall setting (origin choice 2 against
+    spglib's choice 1), the shift exists and moves each operation (R, t) of the default setting onto an
+    operation (R, t + (R - I) o) of the table setting, checked one by one in exact rationals."""
+    import spglib
+    from asu_geometry.crystal import _origin_shift
+
+    default_hall: dict[int, int] = {}
+    for hall in range(1, 531):
+        default_hall.setdefault(spglib.get_spacegroup_type(hall).number, hall)
+    checked = 0
+    for n in range(1, 231):
+        g = ag.space_group(n)
+        if default_hall[n] == g.hall_number:
+            continue
+        o = _origin_shift(default_hall[n], g.hall_number)
+        assert o is not None, n
+        o = [Fraction(float(v)).limit_denominator(8) for v in o]
+
+        def ops(hall, shift):
+            d = spglib.get_symmetry_from_database(hall)
+            out = set()
+            for r, t in zip(d["rotations"], d["translations"], strict=True):
+                moved = [Fraction(float(t[i])).limit_denominator(24)
+                         + sum((int(r[i, j]) - (i == j)) * shift[j] for j in range(3)) for i in range(3)]
+                out.add((r.tobytes(), tuple(v % 1 for v in moved)))
+            return out
+
+        assert ops(default_hall[n], o) == ops(g.hall_number, [Fraction(0)] * 3), n
+        assert ops(default_hall[n], [Fraction(0)] * 3) != ops(g.hall_number, [Fraction(0)] * 3), n
+        checked += 1
+    assert checked == 24  # the groups with two origin choices that spglib lists origin 1 first for
 
 
 def test_disordered_structure_is_rejected():

@@ -80,6 +80,27 @@ def test_bad_lookups_raise_named_errors():
         ag.space_group(62).wyckoff("z")
 
 
+@pytest.mark.parametrize("sg", range(1, 231))
+def test_float_membership_agrees_with_exact_rules(sg):
+    """The compiled float evaluator (``contains(x, tol)``) decides exactly like the rational cut rules,
+    on 1/24-grid points around the ASU (they hit faces, edges and vertices with their nested tie rules)
+    and on random points, and like the per-cut float evaluator it replaces."""
+    a = ag.asu(sg)
+    rng = np.random.default_rng(sg)
+    lo, hi = a.box_min, a.box_max
+    ranges = [(math.floor(24 * low) - 2, math.ceil(24 * high) + 3) for low, high in zip(lo, hi, strict=True)]
+    grid = [[Fraction(int(rng.integers(*r)), 24) for r in ranges] for _ in range(400)]
+    vertex_hits = [list(v) for v in a.vertices]
+    exact_points = grid + vertex_hits
+    exact = np.array([a.contains_exact(p) for p in exact_points])
+    floats = np.array([[float(c) for c in p] for p in exact_points])
+    assert np.array_equal(a.contains(floats, tol=1e-9), exact)
+    assert exact.any() and not exact.all()  # the sample straddles the boundary
+    x = rng.random((2000, 3)) * 1.2 - 0.1
+    per_cut = np.logical_and.reduce([c.contains_array(x, 1e-9) for c in a.cuts])
+    assert np.array_equal(a.contains(x, tol=1e-9), per_cut)
+
+
 # ---- exact measure identity: m * |Wyckoff shapes in the ASU| = |Wyckoff set in one unit cell| ----
 
 def _metric(system: str) -> np.ndarray:

@@ -92,6 +92,67 @@ def _shifts(sg: int) -> np.ndarray:
     return shifts
 
 
+class _ShapeCandidates:
+    """Every Wyckoff shape of one site-symmetry order in a group, stacked by kind so that a batch of
+    points is matched against all of them at once.
+
+    :meth:`match` returns, per point, the distance to the nearest candidate (first in table order on
+    ties), its column, its unclipped chart parameters and the point projected onto the candidate's
+    affine hull (for points and the interior: the point itself or the shape's point).
+    """
+
+    def __init__(self, entries: Sequence[tuple[int, int, WyckoffShape]]) -> None:
+        self.wyckoff_index = np.array([e[0] for e in entries], dtype=int)
+        self.shape_index = np.array([e[1] for e in entries], dtype=int)
+        self.size = len(entries)
+        by_dim: dict[int, list[tuple[int, WyckoffShape]]] = {0: [], 1: [], 2: [], 3: []}
+        for col, (_, _, shape) in enumerate(entries):
+            by_dim[shape.dim].append((col, shape))
+        self.point_cols = np.array([c for c, _ in by_dim[0]], dtype=int)
+        self.points = np.array([sh.origin_array for _, sh in by_dim[0]]).reshape(-1, 3)
+        self.segment_cols = np.array([c for c, _ in by_dim[1]], dtype=int)
+        self.segment_origins = np.array([sh.origin_array for _, sh in by_dim[1]]).reshape(-1, 3)
+        self.segment_directions = np.array([sh.basis_array[0] for _, sh in by_dim[1]]).reshape(-1, 3)
+        self.segment_pinv = np.array([sh._pseudo_inverse[:, 0] for _, sh in by_dim[1]]).reshape(-1, 3)
+        self.polygons = by_dim[2]
+        self.interior_cols = np.array([c for c, _ in by_dim[3]], dtype=int)
+
+    def match(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n, m = len(x), self.size
+        dist = np.empty((n, m))
+        proj = np.empty((n, m, 3))
+        params = np.full((n, m, 3), np.nan)
+        if len(self.point_cols):
+            dist[:, self.point_cols] = _norm(x[:, None, :] - self.points)
+            proj[:, self.point_cols] = self.points
+        if len(self.segment_cols):
+            rel = x[:, None, :] - self.segment_origins  # (n, k, 3)
+            t = np.einsum("nki,ki->nk", rel, self.segment_pinv)
+            step = t[..., None] * self.segment_directions
+            dist[:, self.segment_cols] = _norm(np.clip(t, 0.0, 1.0)[..., None] * self.segment_directions - rel)
+            proj[:, self.segment_cols] = self.segment_origins + step
+            params[:, self.segment_cols, 0] = t
+        for col, shape in self.polygons:
+            d, prm = _shape_distance(shape, x)
+            dist[:, col], proj[:, col], params[:, col, :2] = d, shape.to_frac(prm), prm
+        if len(self.interior_cols):
+            dist[:, self.interior_cols] = 0.0
+            proj[:, self.interior_cols] = x[:, None, :]
+            params[:, self.interior_cols] = x[:, None, :]
+        col = np.argmin(dist, axis=1)
+        rows = np.arange(n)
+        return dist[rows, col], col, params[rows, col], proj[rows, col]
+
+
+@cache
+def _candidates(sg: int) -> dict[int, _ShapeCandidates]:
+    """Stabilizer order -> the stacked shapes of every Wyckoff position of ``sg`` with that order."""
+    out: dict[int, list[tuple[int, int, WyckoffShape]]] = {}
+    for wi, wp in enumerate(space_group(sg).wyckoff_positions):
+        out.setdefault(wp.stabilizer_order, []).extend((wi, si, shape) for si, shape in enumerate(wp.shapes))
+    return {k: _ShapeCandidates(v) for k, v in out.items()}
+
+
 def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
     """The image of each point inside the exact ASU (vectorised over points, operations and shifts).
 
@@ -99,13 +160,11 @@ def _representatives(g: SpaceGroup, x: np.ndarray) -> np.ndarray:
     to the first candidate in operation order; when no candidate passes (rounding again), the candidate
     closest to the closed ASU is taken.
     """
-    lo, hi = g.asu.box_arrays
+    lo, _ = g.asu.box_arrays
     y = g.apply(x)  # (n, N, 3)
     base = y - np.floor(y - lo + BOUNDARY_EPS)  # in [lo - eps, lo + 1 - eps)
     cand = (base[:, :, None, :] + _shifts(g.number)).reshape(len(x), -1, 3)
-    in_box = np.all((cand >= lo - BOUNDARY_EPS) & (cand <= hi + BOUNDARY_EPS), axis=-1)
-    inside = np.zeros(in_box.shape, dtype=bool)
-    inside[in_box] = g.asu.contains(cand[in_box], tol=BOUNDARY_EPS)  # exact rules only inside the box
+    inside = g.asu.contains_in_box(cand, BOUNDARY_EPS)  # exact boundary rules, within the bounding box
     first = np.argmax(inside, axis=1)
     none = ~inside.any(axis=1)
     if np.any(none):
@@ -179,18 +238,15 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = N
     best = np.full(n, np.inf)
     params = np.full((n, 3), np.nan)
     snapped = rep.copy()
-    for wi, wp in enumerate(g.wyckoff_positions):
-        sel = np.nonzero(stab == wp.stabilizer_order)[0]
-        if len(sel) == 0:
-            continue
-        for si, shape in enumerate(wp.shapes):
-            dist, prm = _shape_distance(shape, rep[sel])
-            upd = dist < best[sel]
-            idx = sel[upd]
-            best[idx], wyck[idx], shp[idx] = dist[upd], wi, si
-            params[idx] = np.nan
-            params[idx, : shape.dim] = prm[upd]
-            snapped[idx] = shape.to_frac(prm[upd]) if shape.dim else shape.origin_array
+    candidates = _candidates(g.number)
+    orders = set(stab.tolist())
+    for order in orders:
+        if order not in candidates:
+            continue  # no position of this site-symmetry order: reported below
+        sel = slice(None) if len(orders) == 1 else np.nonzero(stab == order)[0]
+        cand = candidates[order]
+        best[sel], col, params[sel], snapped[sel] = cand.match(rep[sel])
+        wyck[sel], shp[sel] = cand.wyckoff_index[col], cand.shape_index[col]
     bad = np.nonzero(best > 1e-6)[0]  # snapped points lie on their shape up to rounding
     if len(bad):
         i = bad[0]

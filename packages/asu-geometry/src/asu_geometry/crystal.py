@@ -10,6 +10,7 @@ the orbit's unique representative inside the exact ASU. :meth:`AsuCrystal.to_str
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -190,13 +191,15 @@ def _symbol(z: int) -> str:
 
 def lattice_parameters(matrix: Any) -> tuple[float, float, float, float, float, float]:
     """(a, b, c, alpha, beta, gamma) of a lattice whose rows are the basis vectors (Angstrom, degrees)."""
-    m = np.asarray(matrix, dtype=float)
-    a, b, c = np.sqrt((m * m).sum(1))
+    (ax, ay, az), (bx, by, bz), (cx, cy, cz) = np.asarray(matrix, dtype=float).reshape(3, 3).tolist()
+    a, b, c = math.sqrt(ax * ax + ay * ay + az * az), math.sqrt(bx * bx + by * by + bz * bz), \
+        math.sqrt(cx * cx + cy * cy + cz * cz)
 
-    def angle(u: np.ndarray, v: np.ndarray, nu: float, nv: float) -> float:
-        return float(np.degrees(np.arccos(np.clip(u @ v / (nu * nv), -1.0, 1.0))))
+    def angle(dot: float, nu: float, nv: float) -> float:
+        return math.degrees(math.acos(min(1.0, max(-1.0, dot / (nu * nv)))))
 
-    return (float(a), float(b), float(c), angle(m[1], m[2], b, c), angle(m[0], m[2], a, c), angle(m[0], m[1], a, b))
+    return (a, b, c, angle(bx * cx + by * cy + bz * cz, b, c), angle(ax * cx + ay * cy + az * cz, a, c),
+            angle(ax * bx + ay * by + az * bz, a, b))
 
 
 @cache
@@ -213,16 +216,23 @@ def _origin_shift(default_hall: int, hall: int) -> np.ndarray | None:
     b = spglib.get_symmetry_from_database(hall)
     if a is None or b is None or len(a["rotations"]) != len(b["rotations"]):
         return None
-    target = {(r.tobytes(), tuple(np.round(np.mod(t, 1.0) * 24).astype(int) % 24))
-              for r, t in zip(b["rotations"], b["translations"], strict=True)}
+    rotation_id = {r.tobytes(): i for i, r in enumerate(np.unique(b["rotations"], axis=0))}
+    if any(r.tobytes() not in rotation_id for r in a["rotations"]):
+        return None
+
+    def keys(rotations: np.ndarray, t24: np.ndarray) -> np.ndarray:
+        """One integer per operation: rotation id and translation in 24ths (modulo 1)."""
+        ids = np.array([rotation_id[r.tobytes()] for r in rotations])
+        t = np.mod(t24, 24)
+        return ids * 24**3 + t[..., 0] * 24**2 + t[..., 1] * 24 + t[..., 2]
+
+    target = np.sort(keys(b["rotations"], np.round(np.asarray(b["translations"]) * 24).astype(int)))
+    origins = np.array(list(product(range(8), repeat=3)))  # candidate origins o = k / 8, i.e. 3k in 24ths
     eye = np.eye(3, dtype=int)
-    for k in product(range(8), repeat=3):
-        o = np.array(k) / 8.0
-        moved = {(r.tobytes(), tuple(np.round(np.mod(t + (r - eye) @ o, 1.0) * 24).astype(int) % 24))
-                 for r, t in zip(a["rotations"], a["translations"], strict=True)}
-        if moved == target:
-            return o
-    return None
+    t24 = np.round(np.asarray(a["translations"]) * 24).astype(int)  # (N, 3)
+    moved = t24[None] + np.einsum("nij,kj->kni", a["rotations"] - eye, 3 * origins)  # (512, N, 3)
+    match = np.all(np.sort(keys(a["rotations"], moved), axis=1) == target, axis=1)
+    return origins[np.argmax(match)] / 8.0 if match.any() else None
 
 
 def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -> AsuCrystal:
@@ -235,17 +245,15 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
     Raises :class:`DisorderedStructureError` for partial occupancies, :class:`SymmetryNotFoundError`
     when spglib finds no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
     """
-    try:  # Structure.species exists only for ordered structures (one scan of the sites)
-        species = structure.species
-    except AttributeError:
-        species = None
-    if species is None:
-        bad = next(s for s in structure if not s.is_ordered)
-        raise DisorderedStructureError(f"disordered site {bad.species} at {bad.frac_coords.tolist()}: "
-                                       "an ASU crystal needs fully occupied single-species sites")
-    if len(structure) == 0:
+    numbers = []
+    for site in structure:  # one pass: ordered sites carry exactly one species at occupancy 1
+        comp = site.species
+        if len(comp) != 1 or comp.num_atoms != 1:
+            raise DisorderedStructureError(f"disordered site {comp} at {site.frac_coords.tolist()}: "
+                                           "an ASU crystal needs fully occupied single-species sites")
+        numbers.append(next(iter(comp)).Z)
+    if not numbers:
         raise ValueError("empty structure")
-    numbers = [sp.Z for sp in species]
     cell = (structure.lattice.matrix, structure.frac_coords, numbers)
     ds = _dataset(cell, symprec, angle_tolerance)
     if ds is None:
@@ -263,36 +271,38 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
                     f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
             std_positions = ds.std_positions
     lattice = symmetrize_lattice(g.crystal_system, lattice_parameters(ds.std_lattice))
-    pts = to_asu_points(g.number, std_positions, tol=symprec, lattice=ds.std_lattice)
-    groups: list[tuple[tuple[int, int, int], np.ndarray, list[int]]] = []
-    # atoms of one orbit share their representative: group them (pairwise distances computed at once)
-    same = np.max(np.abs(pts.frac[:, None, :] - pts.frac[None, :, :]), axis=-1) < 1e-4
-    keys = list(zip(np.asarray(ds.std_types).tolist(), pts.wyckoff_index.tolist(), pts.shape_index.tolist(),
-                    strict=True))
-    for i, key in enumerate(keys):
-        for k, _, members in groups:
-            if k == key and same[members[0], i]:
-                members.append(i)
-                break
-        else:
-            groups.append((key, pts.frac[i], [i]))
-    for i, (ki, ri, _) in enumerate(groups):
-        for kj, rj, _ in groups[:i]:
-            if np.max(np.abs(ri - rj)) < 1e-4:
-                raise CanonicalizationError(
-                    f"atoms of {_symbol(ki[0])} and {_symbol(kj[0])} occupy the same "
-                    f"position {np.round(ri, 4).tolist()} after symmetrisation (overlapping sites)")
-    sites = []
-    for (z, wi, si), _, members in groups:
-        wp = g.wyckoff_positions[wi]
-        if len(members) != wp.multiplicity:
+    # one representative per orbit: spglib's orbits of the input atoms, carried to the conventional cell
+    # through the shared primitive cell (the first conventional atom of each orbit represents it)
+    prim_orbit = np.empty(len(ds.mapping_to_primitive), dtype=int)  # primitive atoms <= input atoms
+    prim_orbit[ds.mapping_to_primitive] = ds.crystallographic_orbits
+    first_of: dict[int, int] = {}
+    count_of: dict[int, int] = {}
+    for j, o in enumerate(prim_orbit[ds.std_mapping_to_primitive].tolist()):
+        first_of.setdefault(o, j)
+        count_of[o] = count_of.get(o, 0) + 1
+    first = list(first_of.values())
+    counts = [count_of[o] for o in first_of]
+    pts = to_asu_points(g.number, std_positions[first], tol=symprec, lattice=ds.std_lattice)
+    types = np.asarray(ds.std_types)[first].tolist()
+    reps = pts.frac
+    if len(reps) > 1:
+        close = np.max(np.abs(reps[:, None, :] - reps[None, :, :]), axis=-1) < 1e-4
+        np.fill_diagonal(close, False)
+        if close.any():
+            i, j = np.argwhere(close)[0]
             raise CanonicalizationError(
-                f"orbit of {_symbol(z)} at {wp.label} has {len(members)} atoms in the "
+                f"atoms of {_symbol(types[j])} and {_symbol(types[i])} occupy the same "
+                f"position {np.round(reps[i], 4).tolist()} after symmetrisation (overlapping sites)")
+    reps = np.where(np.abs(reps) < 1e-12, 0.0, reps)
+    sites = []
+    for z, wi, si, count, frac in zip(types, pts.wyckoff_index.tolist(), pts.shape_index.tolist(),
+                                      counts, reps.tolist(), strict=True):
+        wp = g.wyckoff_positions[wi]
+        if count != wp.multiplicity:
+            raise CanonicalizationError(
+                f"orbit of {_symbol(z)} at {wp.label} has {count} atoms in the "
                 f"conventional cell, expected {wp.multiplicity}")
-        frac = pts.frac[members[0]]
-        frac = np.where(np.abs(frac) < 1e-12, 0.0, frac)
-        sites.append((wi, z, tuple(np.round(frac, 12)), AsuSite(_symbol(z), wp.letter, si,
-                                                                 tuple(float(v) for v in frac))))  # type: ignore[arg-type]
+        sites.append((wi, z, tuple(round(v, 12) for v in frac), AsuSite(_symbol(z), wp.letter, si, tuple(frac))))
     sites.sort(key=lambda t: t[:3])
     return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites))  # type: ignore[arg-type]
 

@@ -121,6 +121,60 @@ class CutExpression:
         return f"({self.lhs}) {self.op} ({self.rhs})"
 
 
+class CompiledCuts:
+    """The float evaluator of a conjunction of cuts, compiled for speed on small batches.
+
+    Top-level cuts without nesting become one matrix product and one comparison: with ``v = n . x + c``,
+    an inclusive cut holds iff ``v >= -eps`` and an exclusive one iff ``v > eps`` (a tie resolved by the
+    inclusion flag). The planes of nested cuts form a second matrix, and only their tie rules are walked
+    node by node. Same decisions as ``all(c.contains_array(x, eps) for c in cuts)``.
+    """
+
+    def __init__(self, cuts: Sequence[Cut]) -> None:
+        simple = [c for c in cuts if c.nested is None]
+        self._simple_normals = np.array([c.normal for c in simple], dtype=float).reshape(-1, 3).T.copy()
+        self._simple_offsets = np.array([float(c.offset) for c in simple], dtype=float)
+        self._simple_inclusive = np.array([c.inclusive for c in simple], dtype=bool)
+        index: dict[tuple[tuple[int, int, int], Fraction], int] = {}
+        for top in cuts:
+            if top.nested is not None:
+                for c in top.iter_cuts():
+                    index.setdefault((c.normal, c.offset), len(index))
+        self._normals = np.array([k[0] for k in index], dtype=float).reshape(-1, 3).T.copy()  # (3, m)
+        self._offsets = np.array([float(k[1]) for k in index], dtype=float)
+        self._nested = [self._compile(c, index) for c in cuts if c.nested is not None]
+
+    @classmethod
+    def _compile(cls, node: Node, index: dict) -> tuple:
+        if isinstance(node, CutExpression):
+            return (node.op, cls._compile(node.lhs, index), cls._compile(node.rhs, index))
+        nested = None if node.nested is None else cls._compile(node.nested, index)
+        return ("cut", index[(node.normal, node.offset)], node.inclusive, nested)
+
+    def _eval(self, node: tuple, gt: np.ndarray, on: np.ndarray) -> np.ndarray:
+        if node[0] == "cut":
+            _, k, inclusive, nested = node
+            if nested is None:
+                return gt[:, k] | on[:, k] if inclusive else gt[:, k]
+            return gt[:, k] | (on[:, k] & self._eval(nested, gt, on))
+        a, b = self._eval(node[1], gt, on), self._eval(node[2], gt, on)
+        return (a & b) if node[0] == "&" else (a | b)
+
+    def contains(self, x: np.ndarray, eps: float = 1e-9) -> np.ndarray:
+        """Membership of points ``x`` (shape (..., 3)); ``|n . x + c| <= eps`` counts as on the plane."""
+        x = np.asarray(x, dtype=float)
+        flat = x.reshape(-1, 3)
+        # v >= -eps  <=>  v > nextafter(-eps, -inf) for floats, so both kinds are one strict comparison
+        threshold = np.where(self._simple_inclusive, np.nextafter(-eps, -np.inf), eps)
+        out = np.all(flat @ self._simple_normals + self._simple_offsets > threshold, axis=1)
+        if self._nested:
+            v = flat @ self._normals + self._offsets
+            gt, on = v > eps, np.abs(v) <= eps
+            for node in self._nested:
+                out &= self._eval(node, gt, on)
+        return out.reshape(x.shape[:-1])
+
+
 def node_from_dict(d: dict[str, Any]) -> Node:
     """Inverse of ``to_dict`` for cuts and cut expressions."""
     if "op" in d:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._rational import Vec3, vec
-from .cuts import Cut, node_from_dict
+from .cuts import CompiledCuts, Cut, node_from_dict
 from .errors import InvalidSpaceGroupError, UnknownWyckoffPositionError
 from .geometry import polytope_faces, polytope_volume
 
@@ -100,11 +100,23 @@ class AsymmetricUnit:
             if arr.ndim == 1:
                 return self.contains_exact(arr)
             return np.array([self.contains_exact(row) for row in arr], dtype=bool)
-        x = np.asarray(frac, dtype=float)
-        out = np.ones(x.shape[:-1], dtype=bool)
-        for c in self.cuts:
-            out &= c.contains_array(x, tol)
+        out = self._compiled.contains(frac, tol)
         return bool(out) if out.ndim == 0 else out
+
+    @cached_property
+    def _compiled(self) -> CompiledCuts:
+        return CompiledCuts(self.cuts)
+
+    @cached_property
+    def _compiled_in_box(self) -> CompiledCuts:
+        """The cuts plus the six inclusive faces of the bounding box ``[box_min, box_max]``."""
+        box = [Cut(tuple(int(i == k) for i in range(3)), -self.box_min[k]) for k in range(3)]  # type: ignore[misc]
+        box += [Cut(tuple(-int(i == k) for i in range(3)), self.box_max[k]) for k in range(3)]  # type: ignore[misc]
+        return CompiledCuts(self.cuts + tuple(box))
+
+    def contains_in_box(self, frac: np.ndarray, tol: float) -> np.ndarray:
+        """``contains(frac, tol)`` and, within ``tol``, inside the bounding box (one vectorised pass)."""
+        return self._compiled_in_box.contains(frac, tol)
 
     def margin(self, frac: np.ndarray) -> np.ndarray:
         """min over top-level cuts of ``n.x + c`` (positive inside the closed polytope)."""
