@@ -124,6 +124,21 @@ def test_float_canonicalisation_is_invariant_under_the_group(sg):
     assert np.all(g.asu.contains(base.frac, tol=1e-9))
 
 
+@pytest.mark.parametrize("sg", [1, 62, 166, 227])
+def test_batching_does_not_change_results(sg, monkeypatch):
+    """Large inputs are canonicalised in batches (bounded memory); the result equals one single batch."""
+    import asu_geometry.canonical as canonical
+
+    x = np.concatenate([np.random.default_rng(sg).random((700, 3)), _grid()[::40]])
+    monkeypatch.setattr(canonical, "CHUNK_IMAGES", 1 << 30)  # everything in one batch
+    one = to_asu_points(sg, x)
+    monkeypatch.setattr(canonical, "CHUNK_IMAGES", 1)  # the minimum batch of 64 points
+    batched = to_asu_points(sg, x)
+    assert np.array_equal(one.frac, batched.frac) and one.letters == batched.letters
+    assert np.array_equal(one.shape_index, batched.shape_index)
+    assert np.array_equal(one.params, batched.params, equal_nan=True)
+
+
 def test_snapping_onto_special_positions():
     # Pnma 4c is (x, 1/4, z): a point 4e-4 off the mirror is snapped onto it
     p, letter = ag.to_asu_point(62, [0.1, 0.2504, 0.3], tol=1e-3)

@@ -30,6 +30,7 @@ from .errors import CanonicalizationError
 from .tables import SpaceGroup, WyckoffPosition, WyckoffShape, space_group
 
 BOUNDARY_EPS = 1e-9
+CHUNK_IMAGES = 1 << 15  # points x operations per batch in to_asu_points (bounds memory, stays in cache)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,19 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = N
         raise ValueError("fractional coordinates must be finite")
     x = x - np.floor(x)
     lat = None if lattice is None else np.asarray(lattice, dtype=float).reshape(3, 3)
+    chunk = max(64, CHUNK_IMAGES // g.order)
+    if len(x) <= chunk:
+        frac_out, wyck, shp, params = _canonicalise(g, x, tol, lat)
+    else:  # bounded memory: every point has |G/T| images (times the lattice shifts) in flight
+        parts = [_canonicalise(g, x[i:i + chunk], tol, lat) for i in range(0, len(x), chunk)]
+        frac_out, wyck, shp, params = (np.concatenate(p) for p in zip(*parts, strict=True))
+    letters = [g.wyckoff_positions[w].letter for w in wyck.tolist()]
+    return AsuPoints(frac_out, wyck, shp, params, letters)
+
+
+def _canonicalise(g: SpaceGroup, x: np.ndarray, tol: float, lat: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`to_asu_points` on one batch of reduced points: (snapped, Wyckoff index, shape index, params)."""
     x, stab = _snap(g, x, tol, lat)
     rep = _representatives(g, x)
     n = len(x)
@@ -251,10 +265,9 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = N
     if len(bad):
         i = bad[0]
         raise CanonicalizationError(
-            f"space group {sg}: point {x[i].tolist()} (ASU image {rep[i].tolist()}, site-symmetry order "
+            f"space group {g.number}: point {x[i].tolist()} (ASU image {rep[i].tolist()}, site-symmetry order "
             f"{stab[i]}) matches no Wyckoff shape within tolerance (distance {best[i]:.2e})")
-    letters = [g.wyckoff_positions[w].letter for w in wyck]
-    return AsuPoints(snapped, wyck, shp, params, letters)
+    return snapped, wyck, shp, params
 
 
 def to_asu_point(sg: int, frac: Any, tol: float = 1e-3) -> tuple[np.ndarray | Vec3, str]:

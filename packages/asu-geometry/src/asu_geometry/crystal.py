@@ -240,7 +240,10 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
 
     spglib determines the space group and the standardised conventional cell at ``symprec`` (Angstrom)
     and ``angle_tolerance`` (degrees); atoms whose symmetry images lie within ``symprec`` of themselves
-    are snapped onto their special position, as spglib itself decides site symmetry.
+    are snapped onto their special position, as spglib itself decides site symmetry. The orbits are
+    spglib's (``crystallographic_orbits``); the first atom of each orbit in the conventional cell is mapped
+    to its representative, and the orbit's atom count must equal the multiplicity of the Wyckoff position
+    found for it.
 
     Raises :class:`DisorderedStructureError` for partial occupancies, :class:`SymmetryNotFoundError`
     when spglib finds no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
