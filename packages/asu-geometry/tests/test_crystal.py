@@ -166,6 +166,10 @@ def test_disordered_structure_is_rejected():
     s = Structure(Lattice.cubic(4.0), [{"Fe": 0.5, "Ni": 0.5}], [[0, 0, 0]])
     with pytest.raises(DisorderedStructureError, match="disordered"):
         ag.to_asu(s)
+    # one species at partial occupancy (a vacancy) is disordered too, wherever the site is
+    s = Structure(Lattice.cubic(4.0), ["Na", {"Cl": 0.9}], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(DisorderedStructureError, match="Cl0.9"):
+        ag.to_asu(s)
 
 
 def test_overlapping_atoms_are_rejected():
