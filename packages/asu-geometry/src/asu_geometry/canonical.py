@@ -134,7 +134,7 @@ class _ShapeCandidates:
             proj[:, self.segment_cols] = self.segment_origins + step
             params[:, self.segment_cols, 0] = t
         for col, shape in self.polygons:
-            d, prm = _shape_distance(shape, x)
+            d, prm = _polygon_distance(shape, x)
             dist[:, col], proj[:, col], params[:, col, :2] = d, shape.to_frac(prm), prm
         if len(self.interior_cols):
             dist[:, self.interior_cols] = 0.0
@@ -178,17 +178,11 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", v, v))
 
 
-def _shape_distance(shape: WyckoffShape, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of points to a shape (in fractional units) and their chart parameters (clipped)."""
-    if shape.dim == 0:
-        return _norm(x - shape.origin_array), np.zeros((len(x), 0))
-    if shape.dim == 3:
-        return np.zeros(len(x)), x.copy()
+def _polygon_distance(shape: WyckoffShape, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of points to a polygon shape (fractional units, to its nearest point) and their
+    unclipped chart parameters on the polygon's plane."""
     params = shape.to_params(x)
-    if shape.dim == 1:
-        clipped = np.clip(params, 0.0, 1.0)
-    else:
-        clipped = _clip_to_polygon(shape.chart_vertices_array, params)
+    clipped = _clip_to_polygon(shape.chart_vertices_array, params)
     return _norm(shape.to_frac(clipped) - x), params
 
 

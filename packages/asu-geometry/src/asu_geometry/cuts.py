@@ -9,7 +9,9 @@ asymmetric unit is split into an included and an excluded part.
 Two evaluators share this one definition: :meth:`Cut.contains` is exact on
 :class:`fractions.Fraction` coordinates; :meth:`Cut.contains_array` works on float arrays, treating
 ``|n . x + c| <= eps`` as *on the plane* (the tie rule then applies, so boundary points that are
-symmetry images of each other are classified consistently).
+symmetry images of each other are classified consistently). :class:`CompiledCuts` makes the same float
+decisions for a whole conjunction of cuts in one vectorised pass; it is what
+:meth:`asu_geometry.AsymmetricUnit.contains` uses.
 """
 
 from __future__ import annotations
