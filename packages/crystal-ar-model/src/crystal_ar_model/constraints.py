@@ -1,0 +1,267 @@
+"""Hard constraints for sampling, parsed and validated before any sampling starts.
+
+``crystal-ar sample`` takes
+
+* ``--space-group``: numbers, Hermann-Mauguin symbols or both, comma separated (``225``, ``Fm-3m``,
+  ``P6_3/mmc``, ``221,225,229``); symbols are matched without spaces and underscores, case-insensitively;
+* ``--elements``: the allowed elements (the composition space C is a subset);
+* ``--require-elements``: elements every crystal must contain (C is a superset);
+* ``--partial``: a partial crystal kept verbatim (space group, optionally the lattice, some sites), as JSON
+  (an ``AsuCrystal`` record whose ``lattice`` may be null and whose sites may omit ``shape_index``) or a CIF;
+* ``--max-atoms``: atoms per primitive cell.
+
+Everything that can be checked without the model is checked here and reported as a
+:class:`ConstraintError` naming the problem (unknown element or group, a required element outside the
+allowed set, a partial site that is not on a Wyckoff position of its group, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CrystalARError
+
+
+class ConstraintError(CrystalARError, ValueError):
+    """Sampling constraints that are malformed, contradictory or impossible."""
+
+
+# --------------------------------------------------------------------------------------- space groups
+def _norm_symbol(s: str) -> str:
+    return re.sub(r"[\s_]", "", s).lower()
+
+
+@cache
+def _symbol_table() -> dict[str, int]:
+    import asu_geometry as ag
+
+    return {_norm_symbol(ag.space_group(n).symbol): n for n in range(1, 231)}
+
+
+def parse_space_groups(text: str | Sequence[str | int]) -> tuple[int, ...]:
+    """Space-group numbers (sorted, unique) from ``'225'``, ``'Fm-3m'``, ``'221,225,229'`` or a list of them."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: set[int] = set()
+    for item in items:
+        s = str(item).strip()
+        if not s:
+            continue
+        if re.fullmatch(r"[+-]?\d+", s):
+            n = int(s)
+            if not 1 <= n <= 230:
+                raise ConstraintError(f"space group {n} is outside 1..230")
+        else:
+            n = _symbol_table().get(_norm_symbol(s), 0)
+            if not n:
+                raise ConstraintError(f"unknown space-group symbol {s!r} (use a number 1..230 or a Hermann-Mauguin "
+                                      "symbol such as Fm-3m or P6_3/mmc)")
+        out.add(n)
+    if not out:
+        raise ConstraintError(f"no space group in {text!r}")
+    return tuple(sorted(out))
+
+
+# ------------------------------------------------------------------------------------------- elements
+@cache
+def _z_of() -> dict[str, int]:
+    from pymatgen.core import Element
+
+    return {e.symbol: int(e.Z) for e in Element if e.Z <= 118}
+
+
+def parse_elements(text: str | Sequence[str]) -> tuple[int, ...]:
+    """Atomic numbers (sorted, unique) from ``'Li,Fe,P,O'`` or a list of symbols; symbols are case-sensitive."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: set[int] = set()
+    for item in items:
+        s = str(item).strip()
+        if not s:
+            continue
+        z = _z_of().get(s)
+        if z is None:
+            hint = f" (did you mean {s.capitalize()}?)" if s.capitalize() in _z_of() else ""
+            raise ConstraintError(f"unknown element symbol {s!r}{hint}")
+        out.add(z)
+    if not out:
+        raise ConstraintError(f"no element in {text!r}")
+    return tuple(sorted(out))
+
+
+def symbols(zs: Sequence[int]) -> str:
+    """``'Li,Fe,O'`` for atomic numbers (for messages)."""
+    from pymatgen.core import Element
+
+    return ",".join(Element.from_Z(int(z)).symbol for z in zs)
+
+
+# --------------------------------------------------------------------------------------- partial crystal
+@dataclass(frozen=True)
+class PartialSite:
+    """A site kept verbatim: element, Wyckoff letter, shape index and coordinates of its ASU representative."""
+
+    element: str
+    wyckoff: str
+    shape_index: int
+    frac_coords: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class PartialCrystal:
+    """The part of a crystal fixed by the user: its space group, optionally its lattice, and some sites."""
+
+    space_group: int
+    lattice: tuple[float, ...] | None
+    sites: tuple[PartialSite, ...]
+
+    @property
+    def elements(self) -> tuple[int, ...]:
+        return tuple(sorted({_z_of()[s.element] for s in self.sites}))
+
+
+def _site_on_position(sg: int, element: str, letter: str | None, frac: Sequence[float], where: str) -> PartialSite:
+    """Map a user site onto its ASU representative and check it lies on the Wyckoff position it claims."""
+    import asu_geometry as ag
+
+    if element not in _z_of():
+        raise ConstraintError(f"{where}: unknown element symbol {element!r}")
+    x = np.asarray(frac, dtype=float)
+    if x.shape != (3,) or not np.all(np.isfinite(x)):
+        raise ConstraintError(f"{where}: frac_coords must be three finite numbers, got {list(frac)}")
+    pts = ag.to_asu_points(sg, x[None, :], tol=1e-4)
+    found = pts.letters[0]
+    g = ag.space_group(sg)
+    if letter is not None:
+        try:
+            g.wyckoff(letter)
+        except ag.UnknownWyckoffPositionError as exc:
+            raise ConstraintError(f"{where}: {exc}") from exc
+        if found != letter:
+            wp = g.wyckoff(letter)
+            raise ConstraintError(
+                f"{where}: {element} at {np.round(x, 6).tolist()} is on Wyckoff position "
+                f"{g.wyckoff(found).label} of {g.symbol} ({sg}), not on {wp.label} "
+                f"({', '.join(wp.ops[0].split(','))})")
+    rep = tuple(float(v) for v in np.where(np.abs(pts.frac[0]) < 1e-12, 0.0, pts.frac[0]))
+    return PartialSite(element, found, int(pts.shape_index[0]), rep)  # type: ignore[arg-type]
+
+
+def partial_from_dict(d: dict[str, Any], where: str = "partial crystal") -> PartialCrystal:
+    """A :class:`PartialCrystal` from an ``AsuCrystal``-like record (``lattice`` may be null or absent)."""
+    if "space_group" not in d:
+        raise ConstraintError(f"{where}: needs a 'space_group'")
+    sg = parse_space_groups(str(d["space_group"]))
+    if len(sg) != 1:
+        raise ConstraintError(f"{where}: 'space_group' must be one group, got {d['space_group']!r}")
+    lat = d.get("lattice")
+    if lat is not None:
+        lat = tuple(float(v) for v in lat)
+        if len(lat) != 6 or not all(np.isfinite(lat)) or min(lat[:3]) <= 0 or not all(0 < a < 180 for a in lat[3:]):
+            raise ConstraintError(f"{where}: lattice must be a, b, c > 0 and three angles in (0, 180), got {lat}")
+    sites = []
+    for i, s in enumerate(d.get("sites", [])):
+        if "element" not in s or "frac_coords" not in s:
+            raise ConstraintError(f"{where}: site {i} needs 'element' and 'frac_coords'")
+        sites.append(_site_on_position(sg[0], s["element"], s.get("wyckoff"), s["frac_coords"], f"{where}, site {i}"))
+    if not sites:
+        raise ConstraintError(f"{where}: has no sites")
+    return PartialCrystal(sg[0], lat, tuple(sites))
+
+
+def read_partial(path: str | Path) -> PartialCrystal:
+    """Read ``--partial``: a JSON record (see :func:`partial_from_dict`) or a CIF (its normal form, every site)."""
+    import asu_geometry as ag
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConstraintError(f"{p}: no such file")
+    if p.suffix.lower() == ".json":
+        try:
+            d = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConstraintError(f"{p}: not valid JSON ({exc})") from exc
+        if not isinstance(d, dict):
+            raise ConstraintError(f"{p}: expected one JSON object")
+        return partial_from_dict(d, str(p))
+    c = ag.to_asu(ag.read_structure(p))
+    return partial_from_dict(c.to_dict(), str(p))
+
+
+# ------------------------------------------------------------------------------------------ all together
+@dataclass(frozen=True)
+class SamplingConstraints:
+    """Validated hard constraints of one sampling run (``None`` = unconstrained)."""
+
+    space_groups: tuple[int, ...] | None = None
+    elements: tuple[int, ...] | None = None
+    required: tuple[int, ...] = ()
+    partial: PartialCrystal | None = None
+    max_atoms: int | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.max_atoms is not None and self.max_atoms < 1:
+            raise ConstraintError(f"--max-atoms must be at least 1, got {self.max_atoms}")
+        if self.elements is not None:
+            outside = sorted(set(self.required) - set(self.elements))
+            if outside:
+                raise ConstraintError(f"required element(s) {symbols(outside)} are not among the allowed elements "
+                                      f"{symbols(self.elements)}")
+        if self.partial is not None:
+            if self.space_groups is not None and self.partial.space_group not in self.space_groups:
+                raise ConstraintError(f"the partial crystal is in space group {self.partial.space_group}, which is not "
+                                      f"among --space-group {','.join(map(str, self.space_groups))}")
+            if self.elements is not None:
+                outside = sorted(set(self.partial.elements) - set(self.elements))
+                if outside:
+                    raise ConstraintError(f"the partial crystal contains {symbols(outside)}, outside the allowed "
+                                          f"elements {symbols(self.elements)}")
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """The space groups a sample may have."""
+        if self.partial is not None:
+            return (self.partial.space_group,)
+        return self.space_groups if self.space_groups is not None else tuple(range(1, 231))
+
+    @property
+    def must_contain(self) -> tuple[int, ...]:
+        """Elements every sample contains: the required ones and those of the partial crystal."""
+        extra = self.partial.elements if self.partial is not None else ()
+        return tuple(sorted(set(self.required) | set(extra)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly record of the constraints (what the sample files store)."""
+        return {
+            "space_groups": list(self.space_groups) if self.space_groups is not None else None,
+            "elements": symbols(self.elements).split(",") if self.elements is not None else None,
+            "required": symbols(self.required).split(",") if self.required else [],
+            "partial": None if self.partial is None else {
+                "space_group": self.partial.space_group, "lattice": self.partial.lattice,
+                "sites": [s.__dict__ | {"frac_coords": list(s.frac_coords)} for s in self.partial.sites]},
+            "max_atoms": self.max_atoms,
+        }
+
+
+def build_constraints(
+    space_group: str | None = None,
+    elements: str | None = None,
+    require_elements: str | None = None,
+    partial: str | Path | None = None,
+    max_atoms: int | None = None,
+) -> SamplingConstraints:
+    """Parse the CLI strings into validated :class:`SamplingConstraints` (raises :class:`ConstraintError`)."""
+    return SamplingConstraints(
+        space_groups=parse_space_groups(space_group) if space_group else None,
+        elements=parse_elements(elements) if elements else None,
+        required=parse_elements(require_elements) if require_elements else (),
+        partial=read_partial(partial) if partial else None,
+        max_atoms=max_atoms,
+    )
