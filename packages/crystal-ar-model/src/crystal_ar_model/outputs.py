@@ -1,0 +1,154 @@
+"""Output files of ``crystal-ar sample``, written batch by batch and published atomically.
+
+In ``OUT/``:
+
+* ``samples.jsonl``: one JSON record per crystal (:meth:`SampleRecord.to_dict`): the ``AsuCrystal`` in normal
+  form, the per-factor log-likelihoods of that normal form (``logp_*``, what ``crystal-ar score`` reports),
+  the log-probability of the sequence actually drawn when it differs, the min-distance resampling record,
+  and the run's constraints, seed, shard, checkpoint hash and package versions;
+* ``samples.extxyz``: the conventional cells (Cartesian, Angstrom), readable by ASE;
+* ``cif/`` (one ``<id>.cif`` per crystal) or ``cif.zip``: symmetric CIFs with the space group's operations and
+  one row per ASU site (multiplicity and Wyckoff letter), from :func:`asu_geometry.writers.to_cif`.
+
+Files grow as ``*.partial`` while sampling runs and are renamed when the run completes, so a killed run never
+leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asu_geometry import AsuCrystal
+from asu_geometry.writers import to_cif, to_extxyz
+
+RECORD_FORMAT = "crystal-ar-sample/1"
+
+
+@dataclass
+class SampleRecord:
+    """One generated crystal and everything needed to reproduce and re-score it."""
+
+    id: str
+    index: int  # position in the unsharded stream of the run
+    crystal: AsuCrystal  # normal form
+    logp: dict[str, float]  # per-factor log-likelihoods of the normal form (natural log)
+    logp_drawn: float | None = None  # log-probability of the construction sequence actually drawn, if different
+    min_distance: dict[str, Any] | None = None  # {"threshold": A, "used": bool, "tries": int} when enabled
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        d: dict[str, Any] = {"@format": RECORD_FORMAT, "id": self.id, "index": self.index,
+                             "crystal": self.crystal.to_dict(), **{k: float(v) for k, v in self.logp.items()}}
+        if self.logp_drawn is not None:
+            d["logp_drawn"] = float(self.logp_drawn)
+        if self.min_distance is not None:
+            d["min_distance"] = self.min_distance
+        return d | self.extra | {"run": dict(run)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SampleRecord:
+        if d.get("@format") != RECORD_FORMAT:
+            raise ValueError(f"not a crystal-ar sample record (format {d.get('@format')!r})")
+        logp = {k: float(v) for k, v in d.items() if k.startswith("logp_") and k != "logp_drawn"}
+        known = {"@format", "id", "index", "crystal", "logp_drawn", "min_distance", "run", *logp}
+        return cls(str(d["id"]), int(d["index"]), AsuCrystal.from_dict(d["crystal"]), logp, d.get("logp_drawn"),
+                   d.get("min_distance"), {k: v for k, v in d.items() if k not in known})
+
+
+def read_samples(path: str | Path) -> list[SampleRecord]:
+    """The records of a ``samples.jsonl`` (or ``.jsonl.xz`` / ``.jsonl.gz``) file."""
+    p = Path(path)
+    if p.suffix == ".xz":
+        import lzma
+
+        text = lzma.open(p, "rt").read()
+    elif p.suffix == ".gz":
+        import gzip
+
+        text = gzip.open(p, "rt").read()
+    else:
+        text = p.read_text()
+    return [SampleRecord.from_dict(json.loads(ln)) for ln in text.splitlines() if ln.strip()]
+
+
+class SampleWriter:
+    """Append batches of :class:`SampleRecord` to the output files; :meth:`close` publishes them.
+
+    Args:
+        out: the output folder (created).
+        run: run-level metadata stored in every record (constraints, seed, shard, checkpoint hash, versions).
+        cif: ``"dir"`` (``OUT/cif/<id>.cif``), ``"zip"`` (``OUT/cif.zip``) or ``"none"``.
+    """
+
+    def __init__(self, out: str | Path, run: Mapping[str, Any], cif: str = "dir") -> None:
+        if cif not in ("dir", "zip", "none"):
+            raise ValueError(f"cif must be 'dir', 'zip' or 'none', got {cif!r}")
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.run = dict(run)
+        self.cif = cif
+        self.count = 0
+        self.groups: Counter[int] = Counter()
+        self.elements: Counter[str] = Counter()
+        self._jsonl = open(self.out / "samples.jsonl.partial", "w")  # noqa: SIM115 (closed in close())
+        self._xyz = open(self.out / "samples.extxyz.partial", "w")  # noqa: SIM115
+        self._zip = zipfile.ZipFile(self.out / "cif.zip.partial", "w", zipfile.ZIP_DEFLATED) if cif == "zip" else None
+        self._cif_dir = self.out / "cif.partial"
+        if cif == "dir":
+            self._cif_dir.mkdir(exist_ok=True)
+
+    def write(self, records: Sequence[SampleRecord]) -> None:
+        """Write one batch (all three formats)."""
+        if not records:
+            return
+        self._jsonl.write("".join(json.dumps(r.to_dict(self.run)) + "\n" for r in records))
+        info = [{"id": r.id, **{k: v for k, v in r.logp.items()}} for r in records]
+        self._xyz.write(to_extxyz([r.crystal for r in records], info))
+        for r in records:
+            if self.cif != "none":
+                text = to_cif(r.crystal, name=r.id, comments={"logp_total": r.logp.get("logp_total")})
+                if self._zip is not None:
+                    self._zip.writestr(f"{r.id}.cif", text)
+                else:
+                    (self._cif_dir / f"{r.id}.cif").write_text(text)
+            self.groups[r.crystal.space_group] += 1
+            self.elements.update({s.element for s in r.crystal.sites})
+        self.count += len(records)
+        self._jsonl.flush()
+        self._xyz.flush()
+
+    def close(self) -> Path:
+        """Finish the files and rename them into place (replacing an earlier run's files)."""
+        self._jsonl.close()
+        self._xyz.close()
+        os.replace(self.out / "samples.jsonl.partial", self.out / "samples.jsonl")
+        os.replace(self.out / "samples.extxyz.partial", self.out / "samples.extxyz")
+        if self._zip is not None:
+            self._zip.close()
+            os.replace(self.out / "cif.zip.partial", self.out / "cif.zip")
+        elif self.cif == "dir":
+            final = self.out / "cif"
+            if final.exists():
+                for f in final.glob("*.cif"):
+                    f.unlink()
+                final.rmdir()
+            os.replace(self._cif_dir, final)
+        return self.out
+
+    def summary(self, seconds: float, top: int = 10) -> str:
+        """A few lines for the end of a run: counts, rate, the most frequent groups and elements."""
+        import asu_geometry as ag
+
+        rate = self.count / seconds if seconds > 0 else float("nan")
+        groups = ", ".join(f"{ag.space_group(g).symbol} ({g}) {n}" for g, n in self.groups.most_common(top))
+        elements = ", ".join(f"{e} {n}" for e, n in self.elements.most_common(top))
+        return (f"{self.count} crystals in {seconds:.1f} s ({rate:.1f} crystals/s) -> {self.out}\n"
+                f"  space groups ({len(self.groups)} distinct): {groups}\n"
+                f"  elements ({len(self.elements)} distinct, crystals containing each): {elements}")
