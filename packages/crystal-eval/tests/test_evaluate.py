@@ -108,3 +108,29 @@ def test_parallel_pool_gives_same_answer(cache_dir: Path):
     serial = evaluate(structs, TRAIN, TEST, n_jobs=1, progress=False, cache_dir=None)
     par = evaluate(structs, TRAIN, TEST, n_jobs=2, progress=False, cache_dir=None)
     assert {k: serial[k] for k in METRIC_KEYS} == pytest.approx({k: par[k] for k in METRIC_KEYS})
+
+
+def test_default_population_is_the_un_crystals_of_the_valid_draw(cache_dir: Path):
+    """The paper: distribution distances, CMD and diversity on the U.N. crystals of the valid draw."""
+    import numpy as np
+    from crystal_eval import DEFAULT_SUBSETS, wasserstein
+    from crystal_eval.evaluation import test_reference
+
+    assert DEFAULT_SUBSETS["un_rate"] == "valid"
+    assert all(DEFAULT_SUBSETS[k] == "un" for k in METRIC_KEYS[3:])
+    structs = fixture_structures()
+    cfg = EvalConfig(n_jobs=1, progress=False)
+    res = evaluate_detailed(structs, TRAIN, TEST, cfg, FeatureCache(cache_dir))
+    d = res.details
+    members = d[d.in_un_members]
+    # the two training copies and one of the two repeated crystals are not U.N.
+    assert len(members) == res.report["meta"]["n_unique_and_novel"] == d.in_eval_subset.sum() - 3
+    ref = test_reference(TEST, cfg, FeatureCache(cache_dir))
+    assert res.report["wasserstein_density"] == pytest.approx(wasserstein(members.density, ref.density))
+    valid = evaluate_detailed(
+        structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False, subsets={"wasserstein_density": "valid"}),
+        FeatureCache(cache_dir),
+    ).report
+    drawn = d[d.in_eval_subset]
+    assert valid["wasserstein_density"] == pytest.approx(wasserstein(drawn.density, ref.density))
+    assert not np.isclose(valid["wasserstein_density"], res.report["wasserstein_density"])

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crystal_eval.cache import ENV_VAR
+from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
 
 
 def _subset_arg(text: str) -> tuple[str, str]:
@@ -50,11 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=_subset_arg,
         default=[],
         metavar="METRIC=SUBSET",
-        help="population of a metric: valid (default), all or un; repeatable, e.g. --subset diversity_structure=all",
+        help="population of a metric: un (default for the distribution metrics, CMD and diversity: the "
+        "unique-and-novel crystals of the valid draw, as in the paper), valid (the whole valid draw) or all "
+        "(every built crystal); un_rate takes valid (default) or all; repeatable, e.g. --subset cmd_crystalnn=valid",
     )
     p.add_argument("--symprec", type=float, default=0.1, help="spglib symprec for space groups/Wyckoff (0.1)")
     p.add_argument("--angle-tolerance", type=float, default=5.0, help="spglib angle tolerance, degrees (5)")
     p.add_argument("--cmd-moments", type=int, default=50, help="highest CMD moment (50)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help=f"per-crystal limit for the CrystalNN fingerprint and for the StructureMatcher work (default "
+        f"{DEFAULT_TIME_LIMIT:g}; 0 = none); a crystal past it counts as failed and is listed in --details",
+    )
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default 0 = all cores)")
     p.add_argument("--cache-dir", help=f"feature cache folder (default ${ENV_VAR} or ~/.cache/crystal-eval)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
@@ -79,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             symprec=args.symprec,
             angle_tolerance=args.angle_tolerance,
             cmd_moments=args.cmd_moments,
+            time_limit=args.time_limit if args.time_limit > 0 else None,
             n_jobs=args.jobs or None,
             progress=not args.quiet,
         )
@@ -105,6 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"n_un={meta['n_un']}, seed={args.seed}; test n={meta['reference']['n_test']}, "
         f"train n={meta['reference']['n_train']}. JS = scipy Jensen-Shannon distance (natural log)."
     )
+    pops = meta["config"]["subsets"]
+    print(
+        f"U.N. over the {'valid draw' if pops['un_rate'] == 'valid' else 'built crystals'}: "
+        f"{meta['n_unique_and_novel']} of {meta['n_un']} unique and novel; populations: "
+        + ", ".join(f"{k}={v}" for k, v in pops.items() if k != "un_rate")
+    )
+    if meta["n_fingerprint_time_limit"] or meta["n_un_time_limit"]:
+        print(
+            f"time limit: {meta['n_fingerprint_time_limit']} fingerprints and {meta['n_un_time_limit']} "
+            "U.N. checks ran into it (counted as failed; reasons in --details)"
+        )
     for w in meta["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(f"report written to {out}")

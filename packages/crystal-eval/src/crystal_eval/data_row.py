@@ -4,7 +4,8 @@
 
 Uses the full CDVAE files ``DATA_DIR/mp_20/{train,val,test}.csv`` when present, else the partial files
 ``DATA_DIR/mp_20_partial/{train.first1000,val.partial,test.partial}.csv.xz``: samples = test, novelty
-against train + val, distributions against test. Writes ``report.json``, ``details.csv`` and
+against train + val, distributions, CMD and diversity of the U.N. test crystals of the valid draw
+against the whole test file (the paper's protocol). Writes ``report.json``, ``details.csv`` and
 ``plots/`` into the output folder and prints the table. Extra arguments go to ``crystal-eval``.
 """
 

@@ -13,8 +13,12 @@ Protocol (defaults follow the paper's Table 1; every choice is a parameter):
    no training crystal; StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5) within reduced-composition
    buckets.
 4. Distribution metrics against *all* test crystals, diversity within the subset; the subset of each
-   metric is ``subsets[metric]``: ``"valid"`` (the evaluation draw, default), ``"all"`` (every built
-   crystal) or ``"un"`` (the unique-and-novel crystals of the U.N. draw).
+   metric is ``subsets[metric]``: ``"un"`` (the unique-and-novel crystals of the U.N. draw, default: the
+   paper's "U.N. crystals were used to compute (1) distribution distances (2) CMD (3) diversity"),
+   ``"valid"`` (the evaluation draw) or ``"all"`` (every built crystal).
+5. Per-crystal time limit (``time_limit`` seconds, per stage): a CrystalNN fingerprint that runs into it
+   is a failed fingerprint (the crystal is not valid in CDVAE's sense and leaves the draw); a crystal
+   whose StructureMatcher work runs into it is not unique-and-novel. Both are listed with the reason.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -55,8 +59,9 @@ from crystal_eval.io import (
     load_reference_cifs,
     parse_cif,
 )
-from crystal_eval.novelty import ANGLE_TOL, LTOL, STOL, is_novel, uniqueness
+from crystal_eval.novelty import ANGLE_TOL, LTOL, STOL, NoveltyResult, novelty_check, uniqueness_checked
 from crystal_eval.parallel import pmap
+from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
 from crystal_eval.validity import DEFAULT_CUTOFF, DEFAULT_MIN_VOLUME, validity_rate
 
 FEATURE_VERSION = 1
@@ -78,7 +83,8 @@ SUBSET_CHOICES: dict[str, tuple[str, ...]] = {
     "un_rate": ("valid", "all"),
     **{k: ("valid", "all", "un") for k in METRIC_KEYS[3:]},
 }
-DEFAULT_SUBSETS: dict[str, str] = {k: "valid" for k in SUBSET_METRICS}
+# The paper's protocol: U.N. over the valid draw; distributions, CMD and diversity over its U.N. crystals.
+DEFAULT_SUBSETS: dict[str, str] = {"un_rate": "valid", **{k: "un" for k in METRIC_KEYS[3:]}}
 
 
 @dataclass
@@ -98,6 +104,7 @@ class EvalConfig:
     stol: float = STOL
     angle_tol: float = ANGLE_TOL
     cnn_symmetry_reduce: bool = True
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per crystal and stage; None or <= 0: no limit
     n_jobs: int | None = None
     progress: bool = True
 
@@ -107,6 +114,8 @@ class EvalConfig:
             raise ValueError("n_eval and n_un must be >= 1")
         if self.cmd_moments < 1:
             raise ValueError("cmd_moments must be >= 1")
+        if self.time_limit is not None and not math.isfinite(self.time_limit):
+            raise ValueError("time_limit must be a finite number of seconds (or None / 0 for no limit)")
         for k, v in self.subsets.items():
             if k not in SUBSET_CHOICES:
                 raise ValueError(f"unknown metric in subsets: {k!r} (choose from {list(SUBSET_CHOICES)})")
@@ -136,22 +145,26 @@ def _work_basic(item: Item, cutoff: float, min_volume: float) -> BasicRecord:
     return basic_record_from_item(item, cutoff, min_volume)
 
 
-def _work_rich(item: Item, symprec: float, angle_tolerance: float, symmetry_reduce: bool) -> RichRecord:
+def _work_rich(
+    item: Item, symprec: float, angle_tolerance: float, symmetry_reduce: bool, time_limit: float | None = None
+) -> RichRecord:
     try:
         s = item_to_structure(item)
     except Exception as exc:
         return RichRecord(symmetry_error=str(exc), cnn_error=str(exc))
-    return rich_record(s, symprec, angle_tolerance, True, True, symmetry_reduce)
+    return rich_record(s, symprec, angle_tolerance, True, True, symmetry_reduce, time_limit)
 
 
-def _work_reference(cif: str, symprec: float, angle_tolerance: float, symmetry_reduce: bool):
+def _work_reference(
+    cif: str, symprec: float, angle_tolerance: float, symmetry_reduce: bool, time_limit: float | None = None
+):
     try:
         s = parse_cif(cif)
     except ValueError:
         return None
     b = basic_record(s)
-    r = rich_record(s, symprec, angle_tolerance, True, False, symmetry_reduce)
-    return b.formula, b.density, b.n_elements, r.space_group, r.wyckoff_dims, r.cnn
+    r = rich_record(s, symprec, angle_tolerance, True, False, symmetry_reduce, time_limit)
+    return b.formula, b.density, b.n_elements, r.space_group, r.wyckoff_dims, r.cnn, r.cnn_time_limit is not None
 
 
 def _work_formula(cif: str) -> str:
@@ -161,9 +174,23 @@ def _work_formula(cif: str) -> str:
         return ""
 
 
-def _work_novel(task: tuple[Item, list[str]], ltol: float, stol: float, angle_tol: float) -> bool:
+def _work_novel(
+    task: tuple[Item, list[str]], ltol: float, stol: float, angle_tol: float, time_limit: float | None = None
+) -> NoveltyResult:
     item, candidates = task
-    return is_novel(item_to_structure(item), candidates, ltol, stol, angle_tol)
+    return novelty_check(item_to_structure(item), candidates, ltol, stol, angle_tol, time_limit)
+
+
+def _limit(cfg: EvalConfig) -> float | None:
+    return cfg.time_limit if cfg.time_limit is not None and cfg.time_limit > 0 else None
+
+
+def _retry_with_more_time(hit_limit: float | None, cfg: EvalConfig) -> bool:
+    """A cached result that ran into a limit is stale when the current limit is larger (or unlimited)."""
+    if hit_limit is None:
+        return False
+    now = _limit(cfg)
+    return now is None or now > hit_limit
 
 
 # ----------------------------------------------------------------------------- reference sets
@@ -180,6 +207,8 @@ class TestReference:
     wyckoff_hist: np.ndarray
     cnn: np.ndarray  # (n_ok, 61)
     n_failed: int
+    n_fingerprint_time_limit: int = 0  # test crystals whose fingerprint ran into the time limit
+    time_limit: float | None = None  # the limit in force when they were computed
 
 
 def test_reference(
@@ -192,12 +221,15 @@ def test_reference(
     key = f"testref:{_params_key(cfg.symprec, cfg.angle_tolerance, cfg.cnn_symmetry_reduce)}:{file_hash}"
     hit = cache.get(key)
     if isinstance(hit, dict):  # stored as a plain dict so pickles survive code moves
-        return TestReference(**hit)
+        ref = TestReference(**hit)
+        if not (ref.n_fingerprint_time_limit and _retry_with_more_time(ref.time_limit, cfg)):
+            return ref
     work = partial(
         _work_reference,
         symprec=cfg.symprec,
         angle_tolerance=cfg.angle_tolerance,
         symmetry_reduce=cfg.cnn_symmetry_reduce,
+        time_limit=_limit(cfg),
     )
     rows = pmap(work, cifs, cfg.n_jobs, desc="test-set features", progress=cfg.progress)
     ok = [r for r in rows if r is not None]
@@ -212,6 +244,8 @@ def test_reference(
         wyckoff_hist=M.wyckoff_dim_histogram(dims),
         cnn=np.array([r[5] for r in ok if r[5] is not None], dtype=float).reshape(-1, 61),
         n_failed=len(rows) - len(ok),
+        n_fingerprint_time_limit=sum(bool(r[6]) for r in ok),
+        time_limit=_limit(cfg),
     )
     cache.put(key, asdict(ref))
     return ref
@@ -257,9 +291,13 @@ def _cached_map(
     cache: FeatureCache,
     cfg: EvalConfig,
     desc: str,
+    stale: Callable[[Any], bool] | None = None,
 ) -> list[Any]:
+    """Cached ``[func(x) for x in items]``; a hit for which ``stale(value)`` is true is recomputed."""
     full = [f"{prefix}:{k}" for k in keys]
     got = cache.get_many(full)
+    if stale is not None:
+        got = {k: v for k, v in got.items() if not stale(v)}
     todo = [i for i, k in enumerate(full) if k not in got]
     if todo:
         res = pmap(func, [items[i] for i in todo], cfg.n_jobs, desc=desc, progress=cfg.progress)
@@ -324,6 +362,7 @@ def evaluate_detailed(
         symprec=cfg.symprec,
         angle_tolerance=cfg.angle_tolerance,
         symmetry_reduce=cfg.cnn_symmetry_reduce,
+        time_limit=_limit(cfg),
     )
     rich: dict[int, RichRecord] = {}
 
@@ -338,6 +377,7 @@ def evaluate_detailed(
                 cache,
                 cfg,
                 "fingerprints",
+                stale=lambda r: _retry_with_more_time(getattr(r, "cnn_time_limit", None), cfg),
             )
             rich.update(zip(todo, res, strict=True))
 
@@ -365,19 +405,28 @@ def evaluate_detailed(
         un_idx = [int(i) for i in np.random.default_rng(cfg.seed).permutation(constructed)[: cfg.n_un]]
     if len(un_idx) < cfg.n_un:
         warnings_.append(f"only {len(un_idx)} crystals for U.N. (< n_un={cfg.n_un})")
-    novel_prefix = f"novel:{_params_key(cfg.ltol, cfg.stol, cfg.angle_tol)}:{trainref.file_hash}"
+    novel_prefix = f"novel2:{_params_key(cfg.ltol, cfg.stol, cfg.angle_tol)}:{trainref.file_hash}"
     tasks = [(items[i], [trainref.cifs[j] for j in trainref.buckets.get(basic[i].formula, [])]) for i in un_idx]
-    novel_flags = _cached_map(
+    novelty: list[NoveltyResult] = _cached_map(
         novel_prefix,
-        partial(_work_novel, ltol=cfg.ltol, stol=cfg.stol, angle_tol=cfg.angle_tol),
+        partial(_work_novel, ltol=cfg.ltol, stol=cfg.stol, angle_tol=cfg.angle_tol, time_limit=_limit(cfg)),
         tasks,  # type: ignore[arg-type]
         [keys[i] for i in un_idx],
         cache,
         cfg,
         "novelty",
+        stale=lambda r: _retry_with_more_time(r.time_limit, cfg),
     )
+    novel_flags = [r.novel for r in novelty]
     un_structs = [item_to_structure(items[i]) for i in un_idx]
-    unique_flags = uniqueness(un_structs, [basic[i].formula for i in un_idx], cfg.ltol, cfg.stol, cfg.angle_tol)
+    unique_flags, unique_errors = uniqueness_checked(
+        un_structs, [basic[i].formula for i in un_idx], cfg.ltol, cfg.stol, cfg.angle_tol, _limit(cfg)
+    )
+    un_errors = {
+        i: "; ".join(e for e in (nr.error, ue) if e)
+        for i, nr, ue in zip(un_idx, novelty, unique_errors, strict=True)
+        if nr.error or ue
+    }
     un_members = [i for i, u, n in zip(un_idx, unique_flags, novel_flags, strict=True) if u and n]
 
     # ---- subsets for the distribution metrics
@@ -437,13 +486,19 @@ def evaluate_detailed(
         "n_unique": int(sum(unique_flags)),
         "n_novel": int(sum(novel_flags)),
         "n_unique_and_novel": len(un_members),
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "n_jobs")},
+        "n_fingerprint_time_limit": sum(r.cnn_time_limit is not None for r in rich.values()),
+        "n_un_time_limit": len(un_errors),
+        "config": {
+            f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("progress", "n_jobs")
+        },
         "conventions": {
             "percentages": "structural_validity, compositional_validity and un_rate are in percent",
             "js": "Jensen-Shannon distance (scipy.spatial.distance.jensenshannon), natural log, range [0, sqrt(ln 2)]",
             "density": "mass density in g/cm^3 (pymatgen Structure.density)",
             "oxidation_states": "SMACT14 (frozen in crystal_eval/data/smact14.json)",
             "symmetry_failure": "space group 1 (P1), every atom its own orbit of dimension 3",
+            "time_limit": "per crystal and stage: a CrystalNN fingerprint past it fails (not valid); "
+            "StructureMatcher work past it makes the crystal not unique-and-novel",
         },
         "reference": {
             "train": train_paths,
@@ -452,11 +507,13 @@ def evaluate_detailed(
             "n_test": testref.n,
             "n_test_unreadable": testref.n_failed,
             "n_test_fingerprints": len(testref.cnn),
+            "n_test_fingerprint_time_limit": testref.n_fingerprint_time_limit,
         },
         "versions": {p: version(p) for p in ("crystal-eval", "pymatgen", "matminer", "spglib", "smact", "scipy")},
         "warnings": warnings_,
     }
 
+    un_set = set(un_members)
     in_eval, in_un = (
         set(eval_idx),
         dict(zip(un_idx, zip(unique_flags, novel_flags, strict=True), strict=True)),
@@ -474,6 +531,7 @@ def evaluate_detailed(
             "n_elements": [b.n_elements for b in basic],
             "density": [b.density for b in basic],
             "fingerprint_ok": [(rich[i].cnn is not None) if i in rich else None for i in range(len(items))],
+            "fingerprint_error": [(rich[i].cnn_error or "") if i in rich else "" for i in range(len(items))],
             "space_group": pd.array(
                 [rich[i].space_group if i in rich else None for i in range(len(items))], dtype="Int64"
             ),
@@ -481,14 +539,16 @@ def evaluate_detailed(
             "in_un_subset": [i in in_un for i in range(len(items))],
             "unique": [in_un[i][0] if i in in_un else None for i in range(len(items))],
             "novel": [in_un[i][1] if i in in_un else None for i in range(len(items))],
+            "un_error": [un_errors.get(i, "") for i in range(len(items))],
+            "in_un_members": [i in un_set for i in range(len(items))],
         }
     )
-    plot_data = {
-        "sample_space_groups": [rich[i].space_group for i in eval_idx],
+    plot_data = {  # each plot shows the population of its metric
+        "sample_space_groups": [rich[i].space_group for i in subset("jsd_space_group")],
         "test_space_groups": testref.space_groups,
-        "sample_n_elements": [basic[i].n_elements for i in eval_idx],
+        "sample_n_elements": [basic[i].n_elements for i in subset("wasserstein_num_elements")],
         "test_n_elements": testref.n_elements,
-        "sample_density": [basic[i].density for i in eval_idx],
+        "sample_density": [basic[i].density for i in subset("wasserstein_density")],
         "test_density": testref.density,
     }
     return EvalResult(report=report, details=details, plot_data=plot_data)

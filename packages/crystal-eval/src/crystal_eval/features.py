@@ -15,6 +15,7 @@ from pymatgen.core import Composition, Structure
 
 from crystal_eval._data import comp_scaler, wyckoff_dof
 from crystal_eval.io import Item, item_to_structure
+from crystal_eval.timelimit import TimeLimitExceeded, time_limit
 from crystal_eval.validity import DEFAULT_CUTOFF, DEFAULT_MIN_VOLUME, composition_validity, structure_validity
 
 CNN_DIM = 61
@@ -45,6 +46,7 @@ class RichRecord:
     symmetry_error: str | None = None
     cnn: np.ndarray | None = None  # (61,) site-averaged CrystalNN 'ops' fingerprint
     cnn_error: str | None = None
+    cnn_time_limit: float | None = None  # the limit (s) the fingerprint ran into, if it did
     magpie: np.ndarray | None = None  # (132,) raw Magpie fingerprint (NaN possible)
 
 
@@ -192,13 +194,22 @@ def rich_record(
     with_cnn: bool = True,
     with_magpie: bool = True,
     symmetry_reduce: bool = True,
+    cnn_time_limit: float | None = None,
 ) -> RichRecord:
-    """Symmetry, CrystalNN and Magpie features of one crystal (never raises; errors are recorded)."""
+    """Symmetry, CrystalNN and Magpie features of one crystal (never raises; errors are recorded).
+
+    ``cnn_time_limit`` (seconds, None = none) bounds the CrystalNN fingerprint; a crystal that runs into
+    it gets ``cnn=None``, ``cnn_error='TimeLimitExceeded: ...'`` and ``cnn_time_limit`` set (it then
+    counts as a failed fingerprint, i.e. not valid in CDVAE's sense).
+    """
     rec = RichRecord()
     rec.space_group, rec.wyckoff_dims, rec.symmetry_error = symmetry_features(structure, symprec, angle_tolerance)
     if with_cnn:
         try:
-            rec.cnn = crystalnn_fingerprint(structure, symmetry_reduce)
+            with time_limit(cnn_time_limit, "CrystalNN fingerprint"):
+                rec.cnn = crystalnn_fingerprint(structure, symmetry_reduce)
+        except TimeLimitExceeded as exc:
+            rec.cnn_error, rec.cnn_time_limit = f"TimeLimitExceeded: {exc}", cnn_time_limit
         except Exception as exc:
             rec.cnn_error = f"{type(exc).__name__}: {exc}"
     if with_magpie:
