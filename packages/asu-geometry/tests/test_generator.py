@@ -16,7 +16,7 @@ SAMPLE = [1, 2, 10, 62, 91, 139, 166, 179, 191, 194, 225, 227, 229, 230]
 
 def test_shipped_table_metadata():
     raw = json.loads(gzip.decompress(files("asu_geometry").joinpath("data/space_groups.json.gz").read_bytes()))
-    assert raw["format_version"] == 1
+    assert raw["format_version"] == 2
     assert [g["number"] for g in raw["groups"]] == list(range(1, 231))
     assert set(raw["sources"]) == {"cctbx-base", "pyxtal"}
 

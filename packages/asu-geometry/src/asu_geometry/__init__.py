@@ -22,6 +22,7 @@ from .errors import (
     DisorderedStructureError,
     InvalidSpaceGroupError,
     SymmetryNotFoundError,
+    UnknownSpeciesError,
     UnknownWyckoffPositionError,
 )
 from .features import (
@@ -36,6 +37,8 @@ from .features import (
     wyckoff_feature_names,
     wyckoff_features,
 )
+from .normalform import NormalFormReport, is_normal_form, normal_form, normal_form_report
+from .normalizer import NormalizerElement, normalizer_elements
 from .plot import plot_asu, save_asu_plot
 from .tables import (
     AsymmetricUnit,
@@ -50,15 +53,19 @@ from .tables import (
     wyckoff_positions,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AsuCrystal", "AsuGeometryError", "AsuPoints", "AsuSite", "AsymmetricUnit", "CanonicalizationError",
     "CifReadError", "DisorderedStructureError", "InvalidSpaceGroupError", "SpaceGroup",
-    "SymmetryNotFoundError", "UnknownWyckoffPositionError", "WyckoffPosition", "WyckoffShape",
+    "SymmetryNotFoundError", "UnknownSpeciesError", "UnknownWyckoffPositionError", "WyckoffPosition",
+    "WyckoffShape",
     "all_wyckoff_positions", "asu", "load_all", "read_structure", "space_group",
     "structure_from_cif_string", "to_asu", "to_asu_point", "to_asu_point_exact", "to_asu_points",
     "wyckoff_index", "wyckoff_positions",
+    # the normal form (one description per crystal)
+    "NormalFormReport", "NormalizerElement", "is_normal_form", "normal_form", "normal_form_report",
+    "normalizer_elements",
     # feature vectors for the model, plotting
     "SPACE_GROUP_FEATURE_DIM", "SymmetryElements", "WYCKOFF_FEATURE_DIM", "plot_asu", "save_asu_plot",
     "space_group_feature_matrix", "space_group_feature_names", "space_group_features", "symmetry_elements",

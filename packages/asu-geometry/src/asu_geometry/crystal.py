@@ -4,7 +4,9 @@
 group (spglib, called with the Hall number of the table's setting so that origin choice 2 and hexagonal
 axes are used), the conventional lattice parameters (with the crystal family's equalities imposed
 exactly), and one site per orbit: element, Wyckoff letter, shape index and fractional coordinates of
-the orbit's unique representative inside the exact ASU. :meth:`AsuCrystal.to_structure` expands it back.
+the orbit's unique representative inside the exact ASU, in the normal form of
+:mod:`asu_geometry.normalform` (one description per crystal). :meth:`AsuCrystal.to_structure` expands it
+back.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from .errors import (
     CifReadError,
     DisorderedStructureError,
     SymmetryNotFoundError,
+    UnknownSpeciesError,
 )
-from .tables import space_group
+from .normalizer import lattice_parameters_of_metric
+from .tables import WyckoffShape, space_group
 
-DICT_FORMAT = "asu-crystal/1"
+DICT_FORMAT = "asu-crystal/2"  # 2: the "anchored" flag (site 0 of a polar group on the anchor)
+LEGACY_DICT_FORMAT = "asu-crystal/1"  # asu-geometry 0.1: never anchored
 
 
 @dataclass(frozen=True)
@@ -50,24 +55,51 @@ class AsuSite:
 class AsuCrystal:
     """A crystal as its space group, conventional lattice and asymmetric-unit sites.
 
-    Lengths in Angstrom, angles in degrees. Sites are ordered by Wyckoff position (table order: 'a'
-    first), then atomic number, then coordinates.
+    Lengths in Angstrom, angles in degrees. In the normal form (what :func:`to_asu` returns) sites are
+    ordered by Wyckoff position (table order: 'a' first), then atomic number, then coordinates; in a polar
+    group site 0 is the anchored site and comes first.
+
+    ``anchored`` (polar groups; always True for the others): site 0 lies on the anchor
+    (``SpaceGroup.anchor`` along the free directions) and its ``shape_index`` indexes
+    ``wp.anchored_shapes``; every other site's indexes ``wp.shapes``. Only ``to_asu(..., canonical=False)``
+    and dictionaries written by asu-geometry 0.1 give ``anchored=False``.
     """
 
     space_group: int
     lattice: tuple[float, float, float, float, float, float]
     sites: tuple[AsuSite, ...] = field(default_factory=tuple)
+    anchored: bool = True
 
     def __post_init__(self) -> None:
         g = space_group(self.space_group)  # validates the number
-        for s in self.sites:
+        if not g.is_polar and not self.anchored:
+            object.__setattr__(self, "anchored", True)  # nothing to anchor: one meaning only
+        if len(self.lattice) != 6 or not all(np.isfinite(self.lattice)):
+            raise ValueError(f"lattice must be six finite numbers (a, b, c, alpha, beta, gamma), got {self.lattice}")
+        for i, s in enumerate(self.sites):
             if s.element not in _element_symbols():
                 raise ValueError(f"unknown element symbol {s.element!r}")
             wp = g.wyckoff(s.wyckoff)
-            if not 0 <= s.shape_index < len(wp.shapes):
-                raise ValueError(f"shape index {s.shape_index} out of range for {g.number}{wp.label}")
-        if len(self.lattice) != 6 or not all(np.isfinite(self.lattice)):
-            raise ValueError(f"lattice must be six finite numbers (a, b, c, alpha, beta, gamma), got {self.lattice}")
+            pieces = wp.anchored_shapes if self.is_anchored(i) else wp.shapes
+            if not 0 <= s.shape_index < len(pieces):
+                kind = "anchored shape" if self.is_anchored(i) else "shape"
+                raise ValueError(f"{kind} index {s.shape_index} out of range for {g.number}{wp.label} (site {i})")
+        if self.sites and self.is_anchored(0):
+            x = self.sites[0].frac_coords
+            off = [abs(x[k] - float(v)) for k, v in zip(g.free_axes, g.anchor, strict=True)]
+            if max(off) > 1e-8:
+                raise ValueError(f"site 0 of an anchored crystal in polar group {g.number} must lie on the anchor "
+                                 f"{g.anchor_description}, got {list(x)}")
+
+    def is_anchored(self, i: int) -> bool:
+        """True when site ``i`` is the anchored site: site 0 of an anchored crystal of a polar group."""
+        return i == 0 and self.anchored and space_group(self.space_group).is_polar
+
+    def shape(self, i: int) -> WyckoffShape:
+        """The shape piece site ``i`` lies on (``wp.anchored_shapes`` for the anchored site, else ``wp.shapes``)."""
+        s = self.sites[i]
+        wp = space_group(self.space_group).wyckoff(s.wyckoff)
+        return (wp.anchored_shapes if self.is_anchored(i) else wp.shapes)[s.shape_index]
 
     @property
     def a(self) -> float:
@@ -119,16 +151,21 @@ class AsuCrystal:
 
     def to_dict(self) -> dict[str, Any]:
         return {"@format": DICT_FORMAT, "space_group": self.space_group, "lattice": list(self.lattice),
-                "sites": [s.to_dict() for s in self.sites]}
+                "anchored": self.anchored, "sites": [s.to_dict() for s in self.sites]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AsuCrystal:
-        if d.get("@format", DICT_FORMAT) != DICT_FORMAT:
+        """Inverse of :meth:`to_dict`; also reads the format of asu-geometry 0.1 (``asu-crystal/1``, never
+        anchored)."""
+        fmt = d.get("@format", DICT_FORMAT)
+        if fmt not in (DICT_FORMAT, LEGACY_DICT_FORMAT):
             raise ValueError(f"unsupported AsuCrystal format {d.get('@format')!r}")
+        anchored = bool(d.get("anchored", True)) if fmt == DICT_FORMAT else False
         sites = tuple(AsuSite(s["element"], s["wyckoff"], int(s["shape_index"]),
                               tuple(float(v) for v in s["frac_coords"]))  # type: ignore[arg-type]
                       for s in d["sites"])
-        return cls(int(d["space_group"]), tuple(float(v) for v in d["lattice"]), sites)  # type: ignore[arg-type]
+        return cls(int(d["space_group"]), tuple(float(v) for v in d["lattice"]), sites,  # type: ignore[arg-type]
+                   anchored=anchored)
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
@@ -189,6 +226,30 @@ def _symbol(z: int) -> str:
     return Element.from_Z(z).symbol
 
 
+@cache
+def atomic_number(symbol: str) -> int:
+    """Atomic number of an element symbol; :class:`UnknownSpeciesError` when it is not an element."""
+    from pymatgen.core import Element
+
+    if symbol not in _element_symbols():
+        raise UnknownSpeciesError(f"{symbol!r} is not a chemical element")
+    return int(Element(symbol).Z)
+
+
+def _species_number(species: Any, frac: Any) -> int:
+    """Atomic number of a pymatgen species (Element or Species); dummy species are rejected by name."""
+    from pymatgen.core import DummySpecies, Element
+
+    if isinstance(species, DummySpecies):
+        raise UnknownSpeciesError(f"site at {np.round(frac, 6).tolist()} has species {str(species)!r}, which is "
+                                  "not a chemical element (a dummy species, e.g. an unknown symbol in a CIF)")
+    element = species if isinstance(species, Element) else getattr(species, "element", None)
+    if not isinstance(element, Element) or not 1 <= int(element.Z) <= 118:
+        raise UnknownSpeciesError(f"site at {np.round(frac, 6).tolist()} has species {str(species)!r}, which is "
+                                  "not a chemical element")
+    return int(element.Z)
+
+
 def lattice_parameters(matrix: Any) -> tuple[float, float, float, float, float, float]:
     """(a, b, c, alpha, beta, gamma) of a lattice whose rows are the basis vectors (Angstrom, degrees)."""
     (ax, ay, az), (bx, by, bz), (cx, cy, cz) = np.asarray(matrix, dtype=float).reshape(3, 3).tolist()
@@ -235,8 +296,39 @@ def _origin_shift(default_hall: int, hall: int) -> np.ndarray | None:
     return origins[np.argmax(match)] / 8.0 if match.any() else None
 
 
-def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -> AsuCrystal:
-    """Canonical ASU representation of an ordered crystal structure.
+def symmetrized_metric(g: Any, lattice: np.ndarray) -> np.ndarray:
+    """The metric tensor of a lattice basis (rows) averaged over the point group of ``g``:
+    ``(1/|PG|) sum_R R^T M R``, the nearest metric with the group's symmetry. It depends only on the basis
+    up to the group's rotations, unlike an idealisation that keeps some vectors fixed."""
+    m = np.asarray(lattice, dtype=float) @ np.asarray(lattice, dtype=float).T
+    rots = np.unique(g.rotations, axis=0).astype(float)
+    return np.einsum("rji,jk,rkl->il", rots, m, rots) / len(rots)
+
+
+def orbit_means(g: Any, frac: np.ndarray, orbit: np.ndarray, first: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """Symmetrised representative of each orbit: the mean of every atom pulled back onto the first one.
+
+    Atom ``j`` of orbit ``o`` lies near ``g(x_o) + L`` for the operation ``g = (R, t)`` that maps the orbit's
+    first atom ``x_o`` closest to it; ``R^-1 (x_j - t - L)`` is then near ``x_o``, and the mean of these
+    over the orbit does not depend on which atom came first nor (for non-polar groups, to first order)
+    on a small error of the origin, which the pull-backs average out. (The snap onto the special position
+    follows in :func:`~asu_geometry.to_asu_points`.)
+    """
+    x0 = frac[first][orbit]  # (n, 3): each atom's orbit representative
+    images = g.apply(x0)  # (n, N, 3)
+    d = frac[:, None, :] - images
+    shift = np.round(d)
+    dc = (d - shift) @ np.asarray(lattice, dtype=float)
+    op = np.argmin(np.einsum("nki,nki->nk", dc, dc), axis=1)
+    rows = np.arange(len(frac))
+    pulled = np.einsum("nij,nj->ni", g.inverse_rotations[op], frac - g.translations[op] - shift[rows, op])
+    sums = np.zeros((len(first), 3))
+    np.add.at(sums, orbit, pulled)
+    return sums / np.bincount(orbit, minlength=len(first))[:, None]
+
+
+def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, canonical: bool = True) -> AsuCrystal:
+    """The normal form (one description per crystal) of an ordered crystal structure.
 
     spglib determines the space group and the standardised conventional cell at ``symprec`` (Angstrom)
     and ``angle_tolerance`` (degrees); atoms whose symmetry images lie within ``symprec`` of themselves
@@ -245,8 +337,16 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
     to its representative, and the orbit's atom count must equal the multiplicity of the Wyckoff position
     found for it.
 
-    Raises :class:`DisorderedStructureError` for partial occupancies, :class:`SymmetryNotFoundError`
-    when spglib finds no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
+    With ``canonical=True`` (default) the description is then made the normal form of
+    :mod:`asu_geometry.normalform`: the least image under the metric-preserving, orientation-preserving
+    affine normalizer of the group, anchored along the free directions in polar groups; two descriptions
+    of one crystal (any cell, origin, Cartesian frame or site order) give the same result. With
+    ``canonical=False`` the description is spglib's standardised one, sites sorted (debugging; marked
+    ``anchored=False``).
+
+    Raises :class:`DisorderedStructureError` for partial occupancies, :class:`UnknownSpeciesError` for a
+    species that is not an element (e.g. a dummy ``Xx``), :class:`SymmetryNotFoundError` when spglib finds
+    no space group, :class:`CanonicalizationError` if an orbit cannot be mapped.
     """
     numbers = []
     for site in structure:  # one pass: ordered sites carry exactly one species at occupancy 1
@@ -254,7 +354,7 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
         if len(comp) != 1 or comp.num_atoms != 1:
             raise DisorderedStructureError(f"disordered site {comp} at {site.frac_coords.tolist()}: "
                                            "an ASU crystal needs fully occupied single-species sites")
-        numbers.append(next(iter(comp)).Z)
+        numbers.append(_species_number(next(iter(comp)), site.frac_coords))
     if not numbers:
         raise ValueError("empty structure")
     cell = (structure.lattice.matrix, structure.frac_coords, numbers)
@@ -262,31 +362,36 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
     if ds is None:
         raise SymmetryNotFoundError(f"spglib found no symmetry (symprec={symprec}, angle_tolerance={angle_tolerance})")
     g = space_group(int(ds.number))
-    std_positions = ds.std_positions
+    origin = np.zeros(3)
     if ds.hall_number != g.hall_number:
         shift = _origin_shift(int(ds.hall_number), g.hall_number)
         if shift is not None:  # same conventional cell, other origin choice: move the origin
-            std_positions = std_positions - shift
+            origin = shift
         else:
             ds = _dataset(cell, symprec, angle_tolerance, g.hall_number)
             if ds is None or int(ds.number) != g.number:
                 raise SymmetryNotFoundError(
                     f"spglib could not standardise to Hall setting {g.hall_number} of group {g.number}")
-            std_positions = ds.std_positions
-    lattice = symmetrize_lattice(g.crystal_system, lattice_parameters(ds.std_lattice))
-    # one representative per orbit: spglib's orbits of the input atoms, carried to the conventional cell
-    # through the shared primitive cell (the first conventional atom of each orbit represents it)
+    # the input atoms in spglib's conventional basis before its idealisation: x_s = P x + p (spglib's
+    # transformation_matrix and origin_shift), with the basis (a_s b_s c_s) = (a b c) P^-1
+    transform = np.asarray(ds.transformation_matrix, dtype=float)
+    raw_lattice = np.linalg.inv(transform).T @ structure.lattice.matrix
+    raw_frac = structure.frac_coords @ transform.T + np.asarray(ds.origin_shift) - origin
+    lattice = symmetrize_lattice(g.crystal_system, lattice_parameters_of_metric(symmetrized_metric(g, raw_lattice)))
+    # orbit sizes in the conventional cell: spglib's orbits of the input atoms, carried to the conventional
+    # cell through the shared primitive cell
     prim_orbit = np.empty(len(ds.mapping_to_primitive), dtype=int)  # primitive atoms <= input atoms
     prim_orbit[ds.mapping_to_primitive] = ds.crystallographic_orbits
-    first_of: dict[int, int] = {}
     count_of: dict[int, int] = {}
-    for j, o in enumerate(prim_orbit[ds.std_mapping_to_primitive].tolist()):
-        first_of.setdefault(o, j)
+    for o in prim_orbit[ds.std_mapping_to_primitive].tolist():
         count_of[o] = count_of.get(o, 0) + 1
-    first = list(first_of.values())
-    counts = [count_of[o] for o in first_of]
-    pts = to_asu_points(g.number, std_positions[first], tol=symprec, lattice=ds.std_lattice)
-    types = np.asarray(ds.std_types)[first].tolist()
+    orbit_ids = {o: k for k, o in enumerate(count_of)}
+    counts = list(count_of.values())
+    atom_orbit = np.array([orbit_ids[o] for o in np.asarray(ds.crystallographic_orbits).tolist()])
+    first = np.array([int(np.argmax(atom_orbit == k)) for k in range(len(orbit_ids))])  # first input atom
+    means = orbit_means(g, raw_frac, atom_orbit, first, raw_lattice)
+    pts = to_asu_points(g.number, means, tol=symprec, lattice=raw_lattice)
+    types = np.asarray(numbers)[first].tolist()
     reps = pts.frac
     if len(reps) > 1:
         close = np.max(np.abs(reps[:, None, :] - reps[None, :, :]), axis=-1) < 1e-4
@@ -296,6 +401,8 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
             raise CanonicalizationError(
                 f"atoms of {_symbol(types[j])} and {_symbol(types[i])} occupy the same "
                 f"position {np.round(reps[i], 4).tolist()} after symmetrisation (overlapping sites)")
+    if canonical:
+        return _canonical_crystal(g, lattice, reps, types, pts.wyckoff_index, counts)
     reps = np.where(np.abs(reps) < 1e-12, 0.0, reps)
     sites = []
     for z, wi, si, count, frac in zip(types, pts.wyckoff_index.tolist(), pts.shape_index.tolist(),
@@ -307,7 +414,27 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0) -
                 f"conventional cell, expected {wp.multiplicity}")
         sites.append((wi, z, tuple(round(v, 12) for v in frac), AsuSite(_symbol(z), wp.letter, si, tuple(frac))))
     sites.sort(key=lambda t: t[:3])
-    return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites))  # type: ignore[arg-type]
+    return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites), anchored=False)  # type: ignore[arg-type]
+
+
+def _canonical_crystal(g: Any, lattice: tuple[float, ...], reps: np.ndarray, types: list[int],
+                       wyckoff_index: np.ndarray, counts: list[int]) -> AsuCrystal:
+    """The normal form of the sites found by :func:`to_asu` (orbit counts checked first)."""
+    from .normalform import normal_form_sites
+
+    for z, wi, count in zip(types, wyckoff_index.tolist(), counts, strict=True):
+        wp = g.wyckoff_positions[wi]
+        if count != wp.multiplicity:
+            raise CanonicalizationError(
+                f"orbit of {_symbol(z)} at {wp.label} has {count} atoms in the "
+                f"conventional cell, expected {wp.multiplicity}")
+    form, _, _ = normal_form_sites(g, lattice, reps, np.asarray(types))
+    wps = g.wyckoff_positions
+    frac = np.where(np.abs(form.frac) < 1e-12, 0.0, form.frac)
+    sites = tuple(AsuSite(_symbol(int(z)), wps[int(w)].letter, int(si), tuple(float(v) for v in row))  # type: ignore[arg-type]
+                  for z, w, si, row in zip(form.z.tolist(), form.wyckoff.tolist(), form.shape.tolist(), frac,
+                                           strict=True))
+    return AsuCrystal(g.number, form.lattice, sites, anchored=True)  # type: ignore[arg-type]
 
 
 def read_structure(path: str | Path) -> Any:

@@ -29,3 +29,7 @@ class CifReadError(AsuGeometryError, ValueError):
 
 class CanonicalizationError(AsuGeometryError, RuntimeError):
     """A point or site could not be mapped consistently onto the exact ASU (numerical inconsistency)."""
+
+
+class UnknownSpeciesError(AsuGeometryError, ValueError):
+    """A site whose species is not a chemical element (e.g. a dummy species such as ``Xx`` read from a CIF)."""

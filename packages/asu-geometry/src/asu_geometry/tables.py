@@ -25,7 +25,7 @@ from .cuts import CompiledCuts, Cut, node_from_dict
 from .errors import InvalidSpaceGroupError, UnknownWyckoffPositionError
 from .geometry import polytope_faces, polytope_volume
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SHAPE_KINDS = {0: "point", 1: "segment", 2: "polygon", 3: "interior"}
 
 
@@ -232,7 +232,13 @@ def parse_xyz(expr: str) -> tuple[np.ndarray, tuple[Fraction, Fraction, Fraction
 
 @dataclass(frozen=True, eq=False)
 class WyckoffPosition:
-    """A Wyckoff position of a space group and its shapes inside the exact ASU."""
+    """A Wyckoff position of a space group and its shapes inside the exact ASU.
+
+    ``shapes``: the pieces of the position's point set inside the exact ASU. ``anchored_shapes`` (polar
+    groups only, ``()`` otherwise): the pieces of that set inside the exact ASU *and* on the anchor
+    (:attr:`SpaceGroup.anchor`), i.e. where the anchored first site of a normal form can lie; same
+    representation, one dimension per free direction fewer than ``dim``.
+    """
 
     space_group: int
     letter: str
@@ -243,6 +249,7 @@ class WyckoffPosition:
     index: int
     ops: tuple[str, ...]
     shapes: tuple[WyckoffShape, ...]
+    anchored_shapes: tuple[WyckoffShape, ...] = ()
 
     @property
     def label(self) -> str:
@@ -273,6 +280,41 @@ class SpaceGroup:
     translations24: np.ndarray = field(repr=False)
     asu: AsymmetricUnit = field(repr=False)
     wyckoff_positions: tuple[WyckoffPosition, ...] = field(repr=False)
+    anchor: tuple[Fraction, ...] = ()
+
+    @cached_property
+    def free_directions(self) -> tuple[Vec3, ...]:
+        """Exact basis of the subspace fixed by every rotation of the point group: the directions of the
+        continuous origin freedom of a polar group (0 vectors for non-polar groups; P1: 3; Pm, Pc, Cm, Cc: 2;
+        the other 63 polar groups: 1). In the standard settings these are coordinate axes, and every
+        rotation leaves those coordinates unchanged (``(R x)_k = x_k``), which is checked here.
+        """
+        eye = np.eye(3, dtype=np.int64)
+        axes = [k for k in range(3)
+                if np.all(self.rotations[:, :, k] == eye[k]) and np.all(self.rotations[:, k, :] == eye[k])]
+        stacked = np.concatenate([r - eye for r in self.rotations]).astype(float)
+        if len(axes) != 3 - np.linalg.matrix_rank(stacked):
+            raise RuntimeError(f"space group {self.number}: free directions are not coordinate axes")
+        one, zero = Fraction(1), Fraction(0)
+        return tuple(tuple(one if i == k else zero for i in range(3)) for k in axes)  # type: ignore[misc]
+
+    @cached_property
+    def free_directions_array(self) -> np.ndarray:
+        """Float view of :attr:`free_directions`, shape (k, 3)."""
+        out = np.array([_as_float(d) for d in self.free_directions]).reshape(-1, 3)
+        out.setflags(write=False)
+        return out
+
+    @property
+    def is_polar(self) -> bool:
+        """True for the 68 groups with a continuous origin freedom (point groups 1, 2, m, mm2, 4, 4mm, 3,
+        3m, 6, 6mm)."""
+        return len(self.free_directions) > 0
+
+    @cached_property
+    def free_axes(self) -> tuple[int, ...]:
+        """Coordinate index of each free direction."""
+        return tuple(next(i for i in range(3) if d[i]) for d in self.free_directions)
 
     @property
     def order(self) -> int:
@@ -282,6 +324,13 @@ class SpaceGroup:
     @cached_property
     def translations(self) -> np.ndarray:
         return self.translations24 / 24.0
+
+    @cached_property
+    def inverse_rotations(self) -> np.ndarray:
+        """``R^-1`` of every operation (float, exact integers), shape (|G/T|, 3, 3)."""
+        inv = np.rint(np.linalg.inv(self.rotations.astype(float)))
+        inv.setflags(write=False)
+        return inv
 
     @property
     def centering(self) -> str:
@@ -318,6 +367,11 @@ class SpaceGroup:
 
     def __repr__(self) -> str:
         return f"SpaceGroup({self.number}, {self.symbol!r})"
+
+    @property
+    def anchor_description(self) -> str:
+        """The anchor as text, e.g. ``'z = 0'`` (empty for non-polar groups)."""
+        return ", ".join(f"{'xyz'[k]} = {v}" for k, v in zip(self.free_axes, self.anchor, strict=True))
 
 
 def _check_number(sg: int) -> int:
@@ -381,11 +435,16 @@ def space_group(sg: int) -> SpaceGroup:
     offset = _index_offsets()[n - 1]
     wps = tuple(
         WyckoffPosition(n, w["letter"], w["multiplicity"], w["dim"], w["site_symmetry"], order // w["multiplicity"],
-                        offset + i, tuple(w["ops"]), tuple(_shape(s, asu) for s in w["shapes"]))
+                        offset + i, tuple(w["ops"]), tuple(_shape(s, asu) for s in w["shapes"]),
+                        tuple(_shape(s, asu) for s in w.get("anchored_shapes", ())))
         for i, w in enumerate(g["wyckoff"])
     )
-    return SpaceGroup(n, g["symbol"], g["hall_number"], g["hall_symbol"], g["crystal_system"], g["point_group"],
-                      ops[:, :9].reshape(-1, 3, 3), ops[:, 9:], asu, wps)
+    anchor = tuple(Fraction(v) for v in g.get("anchor", {}).get("values", ()))
+    group = SpaceGroup(n, g["symbol"], g["hall_number"], g["hall_symbol"], g["crystal_system"], g["point_group"],
+                       ops[:, :9].reshape(-1, 3, 3), ops[:, 9:], asu, wps, anchor)
+    if tuple(g.get("anchor", {}).get("axes", ())) != group.free_axes:
+        raise RuntimeError(f"space group {n}: the table's anchor axes differ from the free directions")
+    return group
 
 
 def asu(sg: int) -> AsymmetricUnit:

@@ -71,3 +71,52 @@ def round_trip(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.
     if loose != sg:
         return RoundTrip("tolerance", f"the symmetrised cell is within symprec={symprec} of group {loose}", sg)
     return RoundTrip("ok", "", sg)
+
+
+def random_unimodular(rng: Any, steps: int = 4) -> Any:
+    """A random integer matrix with determinant +1 (a product of ``steps`` elementary shears, each row
+    operation ``r_i += k r_j`` with ``k`` in {-1, 1}), generally non-diagonal."""
+    import numpy as np
+
+    m = np.eye(3, dtype=int)
+    for _ in range(steps):
+        i, j = rng.choice(3, size=2, replace=False)
+        m[i] += int(rng.choice([-1, 1])) * m[j]
+    return m
+
+
+def random_rotation(rng: Any) -> Any:
+    """A uniformly random proper rotation matrix (QR of a Gaussian matrix, sign-fixed)."""
+    import numpy as np
+
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def redescribe(structure: Any, rng: Any, supercell: Any | None = None) -> Any:
+    """The same crystal written again as a new user might: another cell of the same lattice (a random
+    det +1 change of basis, times ``supercell`` when given, e.g. ``(1, 2, 1)``), a random origin, a rotated
+    Cartesian frame and shuffled sites. Only proper motions: the handedness is kept."""
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    s = structure.copy()
+    basis = random_unimodular(rng)
+    if supercell is not None:
+        basis = np.diag(supercell) @ basis
+    s.make_supercell(basis)
+    s.translate_sites(list(range(len(s))), rng.random(3), frac_coords=True, to_unit_cell=True)
+    rot = random_rotation(rng)
+    lattice = Lattice(s.lattice.matrix @ rot.T)
+    order = rng.permutation(len(s))
+    return Structure(lattice, [s[i].species for i in order], s.frac_coords[order])
+
+
+def mirror_image(structure: Any) -> Any:
+    """The mirror image (all coordinates negated, i.e. the crystal inverted through the origin)."""
+    from pymatgen.core import Structure
+
+    return Structure(structure.lattice, [site.species for site in structure], -structure.frac_coords)

@@ -30,9 +30,19 @@ from typing import Any
 
 from .._rational import float_to_frac, fstr, vstr
 from ..cuts import Cut, CutExpression, Node
-from .intersect import ExactAsu, Op, interior_columns, points_0d, polygons_2d, segments_1d, stabilizer_order
+from .intersect import (
+    ExactAsu,
+    Op,
+    anchor_values,
+    anchored_sections,
+    interior_columns,
+    points_0d,
+    polygons_2d,
+    segments_1d,
+    stabilizer_order,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: anchors of the polar groups and the anchored sections of their Wyckoff positions
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "space_groups.json.gz"
 
 
@@ -93,6 +103,30 @@ def _parse_rep(wp: Any) -> tuple[list[list[int]], tuple[Fraction, ...]]:
     return m, t
 
 
+def free_axes(ops: list[Op]) -> list[int]:
+    """Coordinate axes fixed by every rotation (rows and columns of the identity): the free directions of a
+    polar group in its standard setting; raises if the fixed subspace is not spanned by such axes."""
+    import numpy as np
+
+    rots = np.array([op[0] for op in ops], dtype=int)
+    eye = np.eye(3, dtype=int)
+    axes = [k for k in range(3) if np.all(rots[:, :, k] == eye[k]) and np.all(rots[:, k, :] == eye[k])]
+    if len(axes) != 3 - np.linalg.matrix_rank(np.concatenate([r - eye for r in rots]).astype(float)):
+        raise RuntimeError("the fixed subspace of the point group is not spanned by coordinate axes")
+    return axes
+
+
+def _shape_dicts(points: list[Any], segments: list[Any], isolated: list[Any], polygons: list[Any]
+                 ) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"dim": 0, "point": vstr(p)} for p in points]
+    out += [{"dim": 1, "start": vstr(s.start), "end": vstr(s.end), "include_start": s.include_start,
+             "include_end": s.include_end} for s in segments]
+    out += [{"dim": 0, "point": vstr(x), "isolated": True} for x in isolated]
+    out += [{"dim": 2, "origin": vstr(pg.origin), "basis": [vstr(b) for b in pg.basis],
+             "chart": [[fstr(u), fstr(v)] for u, v in pg.chart]} for pg in polygons]
+    return out
+
+
 def build_group(number: int) -> dict[str, Any]:
     """Exact ASU, operations and every Wyckoff shape of one space group, as a JSON-ready dict."""
     from pyxtal.symmetry import Group
@@ -102,6 +136,8 @@ def build_group(number: int) -> dict[str, Any]:
     ops = [_reduce(_op_from_symmop(o)) for o in g.Wyckoff_positions[0].ops]
     check_settings(number, hall_symbol, ops)
     n_general = len(ops)
+    axes = free_axes(ops)
+    anchor = anchor_values(asu, axes) if axes else []
     wyckoffs = []
     for wp in sorted(g.Wyckoff_positions, key=lambda w: (w.multiplicity, w.letter.lower() != w.letter, w.letter)):
         wp.get_site_symmetry()
@@ -132,14 +168,21 @@ def build_group(number: int) -> dict[str, Any]:
             shapes.append({"dim": 3})
         if not shapes:
             raise RuntimeError(f"{number}{wp.letter}: no shape in the exact ASU")
-        wyckoffs.append({
+        entry = {
             "letter": wp.letter,
             "multiplicity": int(wp.multiplicity),
             "dim": dim,
             "site_symmetry": str(wp.site_symm),
             "ops": [o.as_xyz_str() for o in wp.ops],
             "shapes": shapes,
-        })
+        }
+        if axes:
+            sections = anchored_sections(asu, ops, t, interior_columns(m), axes, anchor,  # type: ignore[arg-type]
+                                         site_order)
+            entry["anchored_shapes"] = _shape_dicts(*sections)
+            if not entry["anchored_shapes"]:
+                raise RuntimeError(f"{number}{wp.letter}: no anchored piece on the anchor {anchor}")
+        wyckoffs.append(entry)
     return {
         "number": number,
         "symbol": g.symbol,
@@ -150,6 +193,7 @@ def build_group(number: int) -> dict[str, Any]:
         "ops": [[*(x for row in r for x in row), *(int(v * 24) for v in tt)] for r, tt in ops],
         "asu": {"cuts": [c.to_dict() for c in asu.cuts], "vertices": [vstr(v) for v in asu.vertices]},
         "wyckoff": wyckoffs,
+        **({"anchor": {"axes": axes, "values": vstr(anchor)}} if axes else {}),
     }
 
 

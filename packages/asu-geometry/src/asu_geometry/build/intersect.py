@@ -176,10 +176,17 @@ class Polygon:
 
 def segments_1d(asu: ExactAsu, ops: Sequence[Op], t: Vec3, d: Vec3, site_order: int
                 ) -> tuple[list[Segment], list[Vec3]]:
+    return _segments_on_lines(asu, ops, [(p, w) for p, (w,) in _candidates(asu, ops, t, [d])], site_order)
+
+
+def _segments_on_lines(asu: ExactAsu, ops: Sequence[Op], lines: Sequence[tuple[Vec3, Vec3]], site_order: int
+                       ) -> tuple[list[Segment], list[Vec3]]:
+    """Pieces of the lines ``p + s w`` inside the exact ASU, and the isolated points where a line only
+    touches it (kept when they have stabilizer order ``site_order``)."""
     segments: list[Segment] = []
     touch: list[Vec3] = []
     seen: set[frozenset] = set()
-    for p, (w,) in _candidates(asu, ops, t, [d]):
+    for p, w in lines:
         lo, hi, ok = Fraction(-10**9), Fraction(10**9), True
         for c in asu.cuts:
             a = c.value(p)
@@ -232,10 +239,15 @@ def segments_1d(asu: ExactAsu, ops: Sequence[Op], t: Vec3, d: Vec3, site_order: 
 
 
 def polygons_2d(asu: ExactAsu, ops: Sequence[Op], t: Vec3, dirs: Sequence[Vec3]) -> list[Polygon]:
+    return _polygons_on_planes(asu, [(p, ws[0], ws[1]) for p, ws in _candidates(asu, ops, t, dirs)])
+
+
+def _polygons_on_planes(asu: ExactAsu, planes: Sequence[tuple[Vec3, Vec3, Vec3]]) -> list[Polygon]:
+    """Convex pieces of the planes ``p + u w1 + v w2`` inside the exact ASU (split by every cut plane; a
+    piece is kept when its centroid is inside, and a plane whose pieces are all kept stays whole)."""
     polys: list[Polygon] = []
     seen: set[frozenset] = set()
-    for p, ws in _candidates(asu, ops, t, dirs):
-        w1, w2 = ws
+    for p, w1, w2 in planes:
         cons = []
         feasible = True
         for c in asu.cuts:
@@ -315,3 +327,69 @@ def interior_columns(m: Sequence[Sequence[int]]) -> list[Vec3]:
         if any(col):
             cols.append(col)
     return cols
+
+
+def anchor_values(asu: ExactAsu, axes: Sequence[int]) -> list[Fraction]:
+    """The anchor of a polar group: per free axis ``k``, the lower bound of the ASU along ``k`` when the
+    exact ASU includes (the centre of) that face, else the upper bound (P4_3: ``0 < z <= 1``)."""
+    values = []
+    for k in axes:
+        for bound in (asu.box_min[k], asu.box_max[k]):
+            face = [v for v in asu.vertices if v[k] == bound]
+            centre = tuple(sum(v[i] for v in face) / len(face) for i in range(3))
+            if asu.contains(centre):
+                values.append(bound)
+                break
+        else:
+            raise RuntimeError(f"no face of the ASU normal to axis {k} is included")
+    return values
+
+
+def _independent(vectors: Sequence[Vec3]) -> list[Vec3]:
+    """A maximal linearly independent subset (in order), by exact elimination."""
+    rows: list[list[Fraction]] = []
+    kept: list[Vec3] = []
+    for v in vectors:
+        r = list(v)
+        for basis in rows:
+            piv = next(i for i in range(3) if basis[i] != 0)
+            if r[piv] != 0:
+                f = r[piv] / basis[piv]
+                r = [r[i] - f * basis[i] for i in range(3)]
+        if any(r):
+            rows.append(r)
+            kept.append(v)
+    return kept
+
+
+def anchored_sections(asu: ExactAsu, ops: Sequence[Op], t: Vec3, dirs: Sequence[Vec3], axes: Sequence[int],
+                      values: Sequence[Fraction], site_order: int
+                      ) -> tuple[list[Vec3], list[Segment], list[Vec3], list[Polygon]]:
+    """Pieces of a Wyckoff position of a polar group inside the exact ASU and on the anchor
+    ``x_k = values[k]`` (``k`` over the free axes): (points, segments, isolated points, polygons).
+
+    Every image subspace ``S = p + span(ws)`` of the position contains the free directions, so
+    ``S ∩ anchor = p' + span(ws with their free components dropped)``, where ``p'`` is ``p`` moved along
+    the free directions onto the anchor; these subspaces are then cut by the exact ASU like the shapes.
+    """
+    one, zero = Fraction(1), Fraction(0)
+    if len(dirs) == 3:
+        unit = [tuple(one if i == k else zero for i in range(3)) for k in range(3)]
+        images: list[tuple[Vec3, list[Vec3]]] = [((zero, zero, zero), unit)]  # type: ignore[list-item]
+    elif len(dirs) in (1, 2):
+        images = _candidates(asu, ops, t, dirs)
+    else:
+        raise ValueError("a position of a polar group has at least one free direction")
+    subspaces: dict[tuple, tuple[Vec3, list[Vec3]]] = {}
+    for p, ws in images:
+        q = tuple(values[axes.index(i)] if i in axes else p[i] for i in range(3))
+        basis = _independent([tuple(zero if i in axes else w[i] for i in range(3)) for w in ws])
+        if len(basis) != len(dirs) - len(axes):
+            raise RuntimeError("a Wyckoff set of a polar group does not contain the free directions")
+        key = (0, q) if not basis else _subspace_key(q, basis)  # type: ignore[arg-type]
+        subspaces.setdefault(key, (q, basis))  # type: ignore[arg-type]
+    points = sorted({q for q, b in subspaces.values() if not b and asu.contains(q)})
+    segments, isolated = _segments_on_lines(asu, ops, [(q, b[0]) for q, b in subspaces.values() if len(b) == 1],
+                                            site_order)
+    polygons = _polygons_on_planes(asu, [(q, b[0], b[1]) for q, b in subspaces.values() if len(b) == 2])
+    return points, segments, isolated, polygons

@@ -1,0 +1,331 @@
+"""The normal form: one description per crystal.
+
+A crystal in the standard setting of its space group G can be written in several ways: every element
+``x -> P x + p`` of the affine normalizer of G that keeps the conventional metric and the handedness
+(:func:`asu_geometry.normalizer.normalizer_elements`) maps one description onto another, and in the 68
+polar groups every translation along the free directions does too. The normal form is the least of these
+descriptions in the following total order, after every site is mapped onto its representative in the
+exact ASU:
+
+1. the sequence of Wyckoff positions, by their index in the group's table (``g.wyckoff_positions``
+   order: 'a' first, the general position last), of the sites sorted by (position, Z, coordinates);
+2. the sequence of atomic numbers Z, same site order;
+3. the coordinates, site by site and x, y, z within a site, compared with a tolerance (``COORD_TOL``):
+   values closer than the tolerance count as equal and the comparison moves on;
+4. the shape indices;
+5. the lattice parameters (they differ only between descriptions related by an axis permutation that the
+   metric allows within ``LATTICE_TOL``), with a tolerance.
+
+Within a description the sites are ordered by (Wyckoff index, Z, coordinates), the coordinates again
+compared with ``COORD_TOL``. Coordinates come before shape indices because a shape index is a function
+of the coordinates except on the boundary between two pieces, where rounding would decide it.
+
+**Polar groups (the anchor).** Translations along the free directions form a continuum, fixed by an
+anchor: site 0 of the normal form has its coordinates along the free directions equal to
+``SpaceGroup.anchor`` (the lower bound of the ASU along each free direction, or the upper one where the
+exact ASU excludes the lower face: P4_3, z = 1). Any site of the least (Wyckoff index, Z) can be that
+site, and any point of its orbit can be moved onto the anchor; all these candidates are compared with
+the order above, where site 0 comes first and the other sites follow in the usual order. Site 0's
+``shape_index`` indexes ``wp.anchored_shapes`` (the position's pieces on the anchor).
+
+**Near ties.** The choice is stable under noise below the tolerances: a crystal perturbed by 1e-5 A keeps
+its normal form, except when two candidates differ first by about ``COORD_TOL`` in one coordinate, or a
+site lies within the noise of an ASU face where its representative wraps around (x = 0 versus x = 1) or of
+the boundary between two shape pieces. References: E. Parthé & L. M. Gelato, Acta Cryst. A40 (1984) 169
+(standardisation of crystal-structure data by a minimal description); ITA Vol. A, part 15 (normalizers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, cmp_to_key
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .canonical import _ShapeCandidates, to_asu_points
+from .errors import CanonicalizationError
+from .normalizer import LATTICE_TOL, NormalizerElement, lattice_parameters_of_metric, metric_tensor, normalizer_elements
+from .tables import SpaceGroup, space_group
+
+if TYPE_CHECKING:
+    from .crystal import AsuCrystal
+
+COORD_TOL = 1e-4  # fractional: coordinates closer than this are equal for the order
+LATTICE_KEY_TOL = 1e-6  # Angstrom / degrees: lattice parameters closer than this are equal for the order
+IMAGE_TOL = 1e-6  # fractional snapping of the (already snapped) images: only rounding is absorbed
+ANCHOR_TOL = 1e-8  # how close to the anchor site 0 must be (then it is set exactly)
+
+
+@dataclass(frozen=True)
+class NormalFormReport:
+    """The normal form and how many descriptions were compared to find it."""
+
+    crystal: AsuCrystal
+    normalizer_candidates: int  # descriptions from the discrete normalizer (1 = the crystal is its own)
+    anchor_candidates: int  # anchored descriptions compared (polar groups; 0 otherwise)
+
+    @property
+    def candidates(self) -> int:
+        return self.normalizer_candidates + self.anchor_candidates
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One candidate description: sites in their order, and the lattice."""
+
+    frac: np.ndarray  # (n, 3)
+    wyckoff: np.ndarray  # (n,)
+    shape: np.ndarray  # (n,) (site 0 indexes anchored_shapes in a polar group)
+    z: np.ndarray  # (n,)
+    lattice: tuple[float, ...]
+
+
+def _cmp_values(a: np.ndarray, b: np.ndarray, tol: float) -> int:
+    """Lexicographic comparison where entries closer than ``tol`` are equal."""
+    d = np.asarray(a, dtype=float).ravel() - np.asarray(b, dtype=float).ravel()
+    far = np.nonzero(np.abs(d) > tol)[0]
+    if len(far) == 0:
+        return 0
+    return -1 if d[far[0]] < 0 else 1
+
+
+def _site_order(keys: np.ndarray, frac: np.ndarray, start: int = 0) -> list[int]:
+    """Indices ``start..n-1`` ordered by (integer key, coordinates with ``COORD_TOL``)."""
+    idx = list(range(start, len(keys)))
+
+    def cmp(i: int, j: int) -> int:
+        if keys[i] != keys[j]:
+            return -1 if keys[i] < keys[j] else 1
+        return _cmp_values(frac[i], frac[j], COORD_TOL)
+
+    return sorted(idx, key=cmp_to_key(cmp))
+
+
+def _cmp_forms(a: _Form, b: _Form) -> int:
+    """The total order of the module docstring on (coordinates, shapes, lattice); letters and elements are
+    already equal when this is called."""
+    c = _cmp_values(a.frac, b.frac, COORD_TOL)
+    if c:
+        return c
+    if not np.array_equal(a.shape, b.shape):
+        return -1 if tuple(a.shape.tolist()) < tuple(b.shape.tolist()) else 1
+    return _cmp_values(np.asarray(a.lattice), np.asarray(b.lattice), LATTICE_KEY_TOL)
+
+
+@cache
+def _stacked(elements: tuple[NormalizerElement, ...]) -> tuple[np.ndarray, np.ndarray]:
+    rot = np.stack([e.rotation for e in elements]).astype(float)
+    shift = np.stack([e.translation_array for e in elements])
+    rot.setflags(write=False)
+    shift.setflags(write=False)
+    return rot, shift
+
+
+@cache
+def _anchored_candidates(sg: int) -> dict[int, _ShapeCandidates]:
+    """Wyckoff index -> the stacked anchored shapes of that position."""
+    return {wi: _ShapeCandidates([(wi, si, s) for si, s in enumerate(wp.anchored_shapes)])
+            for wi, wp in enumerate(space_group(sg).wyckoff_positions)}
+
+
+def _image_lattice(g: SpaceGroup, lattice: tuple[float, ...], element: NormalizerElement) -> tuple[float, ...]:
+    """Lattice parameters of the description ``x' = P x + p``: those of ``P^-T M P^-1``, exactly the input
+    ones when they agree to 1e-9 (every automorphism of a cubic, hexagonal or tetragonal metric)."""
+    if np.array_equal(element.rotation, np.eye(3, dtype=np.int64)):
+        return lattice
+    from .crystal import symmetrize_lattice
+
+    image = symmetrize_lattice(g.crystal_system, lattice_parameters_of_metric(element.metric(metric_tensor(lattice))))
+    if np.allclose(image, lattice, rtol=0, atol=1e-9):
+        return lattice
+    return image
+
+
+def _best(forms: Sequence[_Form]) -> _Form:
+    best = forms[0]
+    for f in forms[1:]:
+        if _cmp_forms(f, best) < 0:
+            best = f
+    return best
+
+
+def normal_form_sites(g: SpaceGroup, lattice: tuple[float, ...], frac: np.ndarray, z: np.ndarray,
+                      lattice_tol: float = LATTICE_TOL) -> tuple[_Form, int, int]:
+    """The normal form of sites given as orbit points ``frac`` (n, 3) with atomic numbers ``z`` (n,).
+
+    Returns (the least description, normalizer candidates, anchor candidates). The points must be exactly
+    on their Wyckoff positions (already snapped).
+    """
+    frac = np.asarray(frac, dtype=float).reshape(-1, 3)
+    z = np.asarray(z, dtype=np.int64)
+    n = len(frac)
+    elements = normalizer_elements(g.number, lattice, lattice_tol)
+    m = len(elements)
+    if n == 0:
+        return _Form(frac, np.zeros(0, int), np.zeros(0, int), z, lattice), m, 0
+    rot, shift = _stacked(elements)
+    images = np.einsum("mij,nj->mni", rot, frac) + shift[:, None, :]
+    pts = to_asu_points(g.number, images.reshape(-1, 3), tol=IMAGE_TOL)
+    reps = pts.frac.reshape(m, n, 3)
+    wyck = pts.wyckoff_index.reshape(m, n)
+    shp = pts.shape_index.reshape(m, n)
+    keys = wyck * 256 + z[None, :]  # (position, Z) as one integer (Z < 256)
+    sorted_keys = np.sort(keys, axis=1)
+    seq = np.concatenate([sorted_keys // 256, sorted_keys % 256], axis=1)  # letters first, then elements
+    first = seq[np.lexsort(seq.T[::-1])[0]]
+    tied = np.nonzero(np.all(seq == first, axis=1))[0]
+    if not g.is_polar:
+        forms = []
+        for c in tied.tolist():
+            order = _site_order(keys[c], reps[c])
+            forms.append(_Form(reps[c][order], wyck[c][order], shp[c][order], z[order],
+                               _image_lattice(g, lattice, elements[c])))
+        return _best(forms), m, 0
+    forms = _anchored_forms(g, lattice, elements, tied, reps, wyck, keys, z)
+    return _best(forms), m, len(forms)
+
+
+def _anchored_forms(g: SpaceGroup, lattice: tuple[float, ...], elements: Sequence[NormalizerElement],
+                    tied: np.ndarray, reps: np.ndarray, wyck: np.ndarray, keys: np.ndarray,
+                    z: np.ndarray) -> list[_Form]:
+    """Every anchored description of the tied normalizer images: each site of the least (position, Z)
+    with each point of its orbit moved onto the anchor by a translation along the free directions."""
+    axes = list(g.free_axes)
+    anchor = np.array([float(v) for v in g.anchor])
+    n = reps.shape[1]
+    jobs: list[tuple[int, int, np.ndarray]] = []  # (image, anchor site, translation)
+    for c in tied.tolist():
+        for j in np.nonzero(keys[c] == keys[c].min())[0].tolist():
+            orbit = g.apply(reps[c, j])  # (|G|, 3); rotations leave the free coordinates unchanged
+            t = np.zeros((len(orbit), 3))
+            t[:, axes] = anchor - orbit[:, axes]
+            t[:, axes] -= np.floor(t[:, axes] + 1e-9)  # modulo lattice translations along the free axes
+            t[:, axes] = np.where(t[:, axes] >= 1 - 1e-9, 0.0, t[:, axes])
+            for tt in np.unique(np.round(t, 9), axis=0):
+                jobs.append((c, j, tt))
+    shifted = np.stack([reps[c] + tt for c, _, tt in jobs])  # (J, n, 3)
+    pts = to_asu_points(g.number, shifted.reshape(-1, 3), tol=IMAGE_TOL)
+    moved = pts.frac.reshape(len(jobs), n, 3)
+    mwyck = pts.wyckoff_index.reshape(len(jobs), n)
+    mshape = pts.shape_index.reshape(len(jobs), n)
+    forms = []
+    for k, (c, j, _) in enumerate(jobs):
+        x = moved[k].copy()
+        if np.max(np.abs(x[j, axes] - anchor)) > ANCHOR_TOL:
+            continue  # the orbit's representative is another point: this translation anchors nothing
+        if not np.array_equal(mwyck[k], wyck[c]):
+            raise CanonicalizationError(f"space group {g.number}: a translation along the free directions "
+                                        "changed a Wyckoff position")
+        x[j, axes] = anchor
+        cands = _anchored_candidates(g.number)[int(mwyck[k, j])]
+        dist, col, _, _ = cands.match(x[j][None, :])
+        if dist[0] > 1e-6:
+            raise CanonicalizationError(f"space group {g.number}: anchored site at {x[j].tolist()} lies on no "
+                                        f"anchored shape of {g.wyckoff_positions[int(mwyck[k, j])].label}")
+        rest = [i for i in range(n) if i != j]
+        order = [j] + [rest[i] for i in _site_order(keys[c][rest], x[rest])]
+        shapes = mshape[k][order].copy()
+        shapes[0] = int(cands.shape_index[col[0]])
+        forms.append(_Form(x[order], mwyck[k][order], shapes, z[order], _image_lattice(g, lattice, elements[c])))
+    if not forms:
+        raise CanonicalizationError(f"space group {g.number}: no site could be moved onto the anchor "
+                                    f"({g.anchor_description})")
+    return forms
+
+
+def _element_numbers(symbols: Sequence[str]) -> np.ndarray:
+    from .crystal import atomic_number
+
+    return np.array([atomic_number(s) for s in symbols], dtype=np.int64)
+
+
+def lattice_matrix(lattice: Sequence[float]) -> np.ndarray:
+    """Rows a, b, c of a lattice with the given parameters (a along x, b in the xy plane), Angstrom."""
+    a, b, c, al, be, ga = (float(v) for v in lattice)
+    ca, cb, cg = (np.cos(np.radians(v)) for v in (al, be, ga))
+    sg = np.sin(np.radians(ga))
+    cx = cb
+    cy = (ca - cb * cg) / sg
+    cz = np.sqrt(max(1.0 - cx * cx - cy * cy, 0.0))
+    return np.array([[a, 0.0, 0.0], [b * cg, b * sg, 0.0], [c * cx, c * cy, c * cz]])
+
+
+def _report(crystal: AsuCrystal, tol: float, lattice_tol: float) -> NormalFormReport:
+    from .crystal import AsuCrystal, AsuSite
+
+    g = space_group(crystal.space_group)
+    z = _element_numbers([s.element for s in crystal.sites])
+    x = np.array([s.frac_coords for s in crystal.sites], dtype=float).reshape(-1, 3)
+    if len(x):
+        pts = to_asu_points(g.number, x, tol=tol, lattice=lattice_matrix(crystal.lattice))
+        for i, (s, letter) in enumerate(zip(crystal.sites, pts.letters, strict=True)):
+            if letter != s.wyckoff:
+                raise CanonicalizationError(
+                    f"site {i} ({s.element} {g.wyckoff(s.wyckoff).label}) at {list(s.frac_coords)} lies on "
+                    f"{g.wyckoff(letter).label} (snapping within {tol} A)")
+        x = pts.frac
+        _check_overlap(x, crystal)
+    form, m, anchored = normal_form_sites(g, tuple(float(v) for v in crystal.lattice), x, z, lattice_tol)
+    wps = g.wyckoff_positions
+    frac = np.where(np.abs(form.frac) < 1e-12, 0.0, form.frac)
+    sites = tuple(AsuSite(_symbol(int(zz)), wps[int(w)].letter, int(si), tuple(float(v) for v in row))  # type: ignore[arg-type]
+                  for zz, w, si, row in zip(form.z, form.wyckoff, form.shape, frac, strict=True))
+    out = AsuCrystal(g.number, tuple(form.lattice), sites, anchored=True)  # type: ignore[arg-type]
+    return NormalFormReport(out, m, anchored)
+
+
+def _check_overlap(x: np.ndarray, crystal: AsuCrystal) -> None:
+    if len(x) < 2:
+        return
+    close = np.max(np.abs(x[:, None, :] - x[None, :, :]), axis=-1) < 1e-4
+    np.fill_diagonal(close, False)
+    if close.any():
+        i, j = np.argwhere(close)[0]
+        raise CanonicalizationError(f"sites {i} ({crystal.sites[i].element}) and {j} ({crystal.sites[j].element}) "
+                                    f"are the same orbit at {np.round(x[i], 4).tolist()} (overlapping sites)")
+
+
+def _symbol(z: int) -> str:
+    from .crystal import _symbol as symbol
+
+    return symbol(z)
+
+
+def normal_form(crystal: AsuCrystal, tol: float = 1e-3, lattice_tol: float = LATTICE_TOL) -> AsuCrystal:
+    """The normal form of a crystal given as any of its equivalent ASU descriptions.
+
+    ``crystal`` may be any normalizer image, with sites in any order and anywhere in their orbits (not
+    necessarily in the ASU), and a polar crystal need not be anchored. Site coordinates are snapped onto
+    their special positions within ``tol`` Angstrom and must then lie on the Wyckoff position they declare
+    (else :class:`CanonicalizationError`). Idempotent; ``to_asu(s)`` equals ``normal_form(to_asu(s,
+    canonical=False))``. The definition (total order, anchor) is in the module docstring.
+    """
+    return _report(crystal, tol, lattice_tol).crystal
+
+
+def normal_form_report(crystal: AsuCrystal, tol: float = 1e-3, lattice_tol: float = LATTICE_TOL) -> NormalFormReport:
+    """:func:`normal_form` with the number of candidate descriptions it compared."""
+    return _report(crystal, tol, lattice_tol)
+
+
+def same_description(a: AsuCrystal, b: AsuCrystal, coord_tol: float = 1e-6, lattice_tol: float = 1e-6) -> bool:
+    """True when two crystals have the same group, anchoring, sites (element, letter, shape index, in order)
+    and, within the tolerances, the same coordinates and lattice parameters."""
+    if a.space_group != b.space_group or a.anchored != b.anchored or len(a.sites) != len(b.sites):
+        return False
+    if any((s.element, s.wyckoff, s.shape_index) != (t.element, t.wyckoff, t.shape_index)
+           for s, t in zip(a.sites, b.sites, strict=True)):
+        return False
+    if not np.allclose(a.lattice, b.lattice, rtol=0, atol=lattice_tol):
+        return False
+    xa = np.array([s.frac_coords for s in a.sites]).reshape(-1, 3)
+    xb = np.array([s.frac_coords for s in b.sites]).reshape(-1, 3)
+    return bool(np.allclose(xa, xb, rtol=0, atol=coord_tol))
+
+
+def is_normal_form(crystal: AsuCrystal, tol: float = 1e-3, lattice_tol: float = LATTICE_TOL,
+                   coord_tol: float = 1e-6) -> bool:
+    """True when ``crystal`` equals its own normal form (within ``coord_tol`` on coordinates and lattice)."""
+    return same_description(normal_form(crystal, tol, lattice_tol), crystal, coord_tol, coord_tol)

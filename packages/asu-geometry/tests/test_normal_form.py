@@ -1,0 +1,90 @@
+"""The normal form: one description per crystal, whatever cell, origin, frame or site order it arrives in."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import asu_geometry as ag
+import numpy as np
+import pytest
+from asu_geometry.errors import CanonicalizationError, UnknownSpeciesError
+from asu_geometry.normalform import same_description
+from asu_geometry.verify import mirror_image, redescribe
+from pymatgen.core import Lattice, Structure
+
+from .conftest import HERE
+
+COORD_TOL = 1e-5  # fractional
+LATTICE_TOL = 1e-4  # Angstrom, degrees
+
+
+def assert_same(a: ag.AsuCrystal, b: ag.AsuCrystal, what: str = "") -> None:
+    assert same_description(a, b, COORD_TOL, LATTICE_TOL), f"{what}\n{a}\n{b}"
+
+
+def test_redescriptions_of_fixture_crystals_give_one_normal_form(mp20_fixture):
+    """The only allowed exception: spglib itself finds another space group for the other cell at
+    symprec = 0.1 (an approximately symmetric input, e.g. mp-550220: C2 in its cell, C2/c in a supercell)."""
+    rng = np.random.default_rng(7)
+    other_group = []
+    for i, cif in enumerate(mp20_fixture.cif[:60]):
+        s = ag.structure_from_cif_string(cif)
+        ref = ag.to_asu(s)
+        other = ag.to_asu(redescribe(s, rng, (1, 1, 2) if i % 4 == 0 else None))
+        if other.space_group != ref.space_group:
+            other_group.append(mp20_fixture.material_id[i])
+            continue
+        assert_same(ref, other, mp20_fixture.material_id[i])
+    assert other_group == ["mp-550220"]
+
+
+def test_normal_form_is_idempotent_and_agrees_with_to_asu(mp20_fixture):
+    for cif in mp20_fixture.cif[:60]:
+        s = ag.structure_from_cif_string(cif)
+        nf = ag.to_asu(s)
+        raw = ag.to_asu(s, canonical=False)
+        assert ag.is_normal_form(nf)
+        assert_same(ag.normal_form(raw), nf)
+        assert_same(ag.normal_form(nf), nf)
+
+
+def test_free_directions_of_the_68_polar_groups():
+    dims = {n: len(ag.space_group(n).free_directions) for n in range(1, 231)}
+    polar = sorted(n for n, k in dims.items() if k)
+    assert len(polar) == 68
+    assert polar == [1, *range(3, 10), *range(25, 47), *range(75, 81), *range(99, 111), *range(143, 147),
+                     *range(156, 162), *range(168, 174), *range(183, 187)]
+    assert Counter(dims[n] for n in polar) == {1: 63, 2: 4, 3: 1}
+    assert dims[1] == 3 and all(dims[n] == 2 for n in (6, 7, 8, 9))
+    assert all(ag.space_group(n).is_polar == (dims[n] > 0) for n in dims)
+    assert ag.space_group(4).free_directions_array.tolist() == [[0.0, 1.0, 0.0]]  # P2_1: b
+    assert ag.space_group(160).free_directions_array.tolist() == [[0.0, 0.0, 1.0]]  # R3m: c
+
+
+def test_a_dummy_species_is_a_named_error():
+    text = (HERE / "data" / "rutile_TiO2_shifted.cif").read_text()
+    text = text.replace("  O  O", "  Xx  O")
+    s = ag.structure_from_cif_string(text)
+    with pytest.raises(UnknownSpeciesError, match="Xx"):
+        ag.to_asu(s)
+
+
+def test_chiral_crystal_and_mirror_image_differ_achiral_ones_agree():
+    # P2_12_12_1 (19) keeps its group under a mirror; a general position makes the crystal chiral
+    chiral = Structure.from_spacegroup(19, Lattice.orthorhombic(4.1, 5.3, 6.2), ["Si", "O"],
+                                       [[0.11, 0.23, 0.37], [0.31, 0.07, 0.19]])
+    a, b = ag.to_asu(chiral), ag.to_asu(mirror_image(chiral))
+    assert a.space_group == b.space_group == 19
+    assert not same_description(a, b, COORD_TOL, LATTICE_TOL)
+    # P4mm (99) is achiral: its mirror image is itself (a redescription)
+    achiral = Structure.from_spacegroup(99, Lattice.tetragonal(4.0, 5.0), ["Ba", "Ti", "O"],
+                                        [[0, 0, 0.02], [0.5, 0.5, 0.51], [0.5, 0.0, 0.47]])
+    assert_same(ag.to_asu(achiral), ag.to_asu(mirror_image(achiral)))
+
+
+def test_inconsistent_letters_are_rejected():
+    nacl = Structure.from_spacegroup(225, Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    c = ag.to_asu(nacl)
+    bad = ag.AsuCrystal(c.space_group, c.lattice, (ag.AsuSite("Na", "b", 0, (0.0, 0.0, 0.0)),))
+    with pytest.raises(CanonicalizationError, match="lies on 4a"):
+        ag.normal_form(bad)
