@@ -27,15 +27,16 @@ def _same_points(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> bool:
 
 
 def test_every_piece_has_an_orbit_of_its_multiplicity() -> None:
-    """All pieces of all 1,731 positions: the exact coset representatives give exactly m distinct points."""
-    pieces = 0
+    """Every piece (normal and anchored) of the 1,731 positions: exact coset representatives give m distinct points."""
+    pieces = anchored = 0
     for n in range(1, 231):
         for wp in ag.wyckoff_positions(n):
-            for shape in wp.shapes:
+            for shape in wp.shapes + wp.anchored_shapes:
                 ops = coset_operations(n, shape, wp.multiplicity)
                 assert len(ops) == len(set(ops.tolist())) == wp.multiplicity
                 pieces += 1
-    assert pieces == 616 + 952 + 245 + 230
+            anchored += len(wp.anchored_shapes)
+    assert pieces - anchored == 616 + 952 + 245 + 230 and anchored > 0
 
 
 def test_wrong_multiplicity_is_an_error() -> None:

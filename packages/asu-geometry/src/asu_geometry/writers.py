@@ -91,14 +91,6 @@ def _all_operations() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rot, tr, offsets
 
 
-def _site_shape(crystal: AsuCrystal, i: int) -> WyckoffShape:
-    shape_of = getattr(crystal, "shape", None)
-    if callable(shape_of):
-        return shape_of(i)
-    s = crystal.sites[i]
-    return space_group(crystal.space_group).wyckoff(s.wyckoff).shapes[s.shape_index]
-
-
 def expand_sites(crystals: Sequence[AsuCrystal]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Conventional-cell atoms of many crystals at once.
 
@@ -112,7 +104,7 @@ def expand_sites(crystals: Sequence[AsuCrystal]) -> tuple[np.ndarray, np.ndarray
     for c_i, c in enumerate(crystals):
         g = space_group(c.space_group)
         for s_i, s in enumerate(c.sites):
-            ops = coset_operations(g.number, _site_shape(c, s_i), g.wyckoff(s.wyckoff).multiplicity)
+            ops = coset_operations(g.number, c.shape(s_i), g.wyckoff(s.wyckoff).multiplicity)
             op_idx.append(ops + offsets[g.number - 1])
             site_of.append(np.full(len(ops), s_i))
             crystal_of.append(np.full(len(ops), c_i))
