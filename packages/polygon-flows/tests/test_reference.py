@@ -69,3 +69,23 @@ def test_batched_fit_and_dtype() -> None:
 def test_fit_rejects_bad_polygons() -> None:
     with pytest.raises(ValueError, match="clockwise"):
         fit_reference_polygon(POLYGONS["hexagon"].flip(0))
+
+
+def test_validate_reference_batched_errors() -> None:
+    from polygon_flows.reference import validate_reference
+
+    good = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
+    validate_reference(torch.stack([good, good]), 4)  # a batch of valid references passes
+    off = good.clone()
+    off[2] = torch.tensor([0.4, 0.4], dtype=torch.float64)  # inside T3, not on its boundary
+    with pytest.raises(ValueError, match="boundary of the reference triangle"):
+        validate_reference(torch.stack([good, off]), 4)
+    no_corner = torch.tensor([[0.0, 0.0], [0.7, 0.0], [0.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="three corners"):
+        validate_reference(torch.stack([good, no_corner]), 4)
+    clockwise = good.flip(0)
+    with pytest.raises(ValueError, match="counter-clockwise"):
+        validate_reference(torch.stack([good, clockwise]), 4)
+    twice = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.0]], dtype=torch.float64)  # winds twice
+    with pytest.raises(ValueError, match="counter-clockwise"):
+        validate_reference(twice, 4)

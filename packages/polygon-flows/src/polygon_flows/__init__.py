@@ -24,11 +24,12 @@ from .geometry import (
 from .polygon import PolygonDirichletMixture
 from .quadrature import box_quadrature, polygon_cells, polygon_quadrature, segment_quadrature
 from .reference import REFERENCE_TRIANGLE, check_injective, fit_reference_polygon, reference_distortion
+from .sampling import sample_beta, sample_categorical, sample_dirichlet, sample_von_mises
 from .segment import SegmentBetaMixture
 from .torus import TorusVonMisesMixture
 from .transforms import SimplexToPolygon
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BETA_CONCENTRATION_MAX",
@@ -53,6 +54,10 @@ __all__ = [
     "polygon_cells",
     "polygon_quadrature",
     "reference_distortion",
+    "sample_beta",
+    "sample_categorical",
+    "sample_dirichlet",
+    "sample_von_mises",
     "segment_quadrature",
     "validate_convex_polygon",
 ]

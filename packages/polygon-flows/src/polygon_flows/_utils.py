@@ -24,3 +24,16 @@ def broadcast_batch(**shapes: torch.Size) -> torch.Size:
     except RuntimeError as err:
         desc = ", ".join(f"{k}: {tuple(v)}" for k, v in shapes.items())
         raise ValueError(f"batch shapes do not broadcast ({desc})") from err
+
+
+def gather_component(param: Tensor, idx: Tensor, event_dims: int) -> Tensor:
+    """Pick mixture component ``idx`` of ``param``.
+
+    ``param`` has shape ``batch + (K,) + event`` (``len(event) == event_dims``) and ``idx`` has shape
+    ``sample + batch``; the result has shape ``sample + batch + event``.
+    """
+    event = param.shape[param.dim() - event_dims:] if event_dims else torch.Size()
+    lead = idx.shape
+    full = param.expand(lead[: idx.dim() - (param.dim() - 1 - event_dims)] + param.shape)
+    index = idx.reshape(lead + (1,) + (1,) * event_dims).expand(lead + (1,) + event)
+    return torch.gather(full, idx.dim(), index).squeeze(idx.dim())

@@ -8,7 +8,8 @@ from torch.distributions import Categorical, Dirichlet, Distribution, MixtureSam
 from torch.distributions import constraints as tc
 
 from . import constraints
-from ._utils import broadcast_batch, check_tensor
+from ._utils import broadcast_batch, check_tensor, gather_component
+from .sampling import sample_categorical, sample_dirichlet
 from .transforms import SimplexToPolygon
 
 __all__ = ["PolygonDirichletMixture"]
@@ -119,12 +120,27 @@ class PolygonDirichletMixture(Distribution):
             validate_args=self._validate_args,
         )
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:  # noqa: B008
+    def sample(
+        self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None  # noqa: B008
+    ) -> Tensor:
+        """Draw samples (``generator``: an optional :class:`torch.Generator`, else the global one)."""
         with torch.no_grad():
-            lam = self._mixture.sample(torch.Size(sample_shape))
+            lam = self.sample_barycentric(sample_shape, generator)
             lam = lam.clamp_min(torch.finfo(lam.dtype).eps)
             lam = lam / lam.sum(-1, keepdim=True)
             return self.transform(lam[..., 1:])
+
+    def sample_barycentric(
+        self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None  # noqa: B008
+    ) -> Tensor:
+        r"""Draws :math:`\lambda` of the Dirichlet mixture on the 2-simplex, shape ``sample + batch + (3,)``.
+
+        ``self.transform(lambda[..., 1:])`` maps them onto the polygon (what :meth:`sample` does after
+        keeping them a dtype epsilon inside the simplex); callers that need another margin apply it here.
+        """
+        with torch.no_grad():
+            idx = sample_categorical(self.logits, torch.Size(sample_shape), generator)
+            return sample_dirichlet(gather_component(self.concentration, idx, 1), generator)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

@@ -156,14 +156,16 @@ def validate_reference(reference: Tensor, k: int) -> None:
     s = _perimeter_parameter(reference.detach().to(torch.float64), tol).reshape(-1, k)
     if torch.isnan(s).any():
         raise ValueError("reference vertices must lie on the boundary of the reference triangle T3")
-    for row in s:
-        corners = [int(torch.argmin((row - c).abs())) for c in (0.0, 1.0, 2.0)]
-        if any(abs(float(row[i]) - c) > tol for i, c in zip(corners, (0.0, 1.0, 2.0), strict=True)):
-            raise ValueError("reference must contain the three corners of T3 as vertices")
-        start = corners[0]
-        rolled = torch.roll(row, -start)
-        if not bool((rolled[1:] > rolled[:-1]).all()):
-            raise ValueError("reference vertices must run strictly counter-clockwise along T3's boundary")
+    corners = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    # distance of each corner to the nearest vertex along the (periodic) boundary parameter
+    gap = (s.unsqueeze(-1) - corners).abs()
+    gap = torch.minimum(gap, 3 - gap).amin(-2)
+    if bool((gap > tol).any()):
+        raise ValueError("reference must contain the three corners of T3 as vertices")
+    # strictly counter-clockwise, once around: every cyclic step advances, and the steps sum to one turn
+    step = torch.remainder(torch.roll(s, -1, dims=-1) - s, 3.0)
+    if bool(((step <= 0) | ((step.sum(-1) - 3).abs() > 1e-6).unsqueeze(-1)).any()):
+        raise ValueError("reference vertices must run strictly counter-clockwise along T3's boundary")
 
 
 def snap_reference(reference: Tensor) -> Tensor:

@@ -8,7 +8,8 @@ from torch.distributions import Beta, Categorical, Distribution, MixtureSameFami
 from torch.distributions import constraints as tc
 
 from . import constraints
-from ._utils import broadcast_batch, check_tensor
+from ._utils import broadcast_batch, check_tensor, gather_component
+from .sampling import sample_beta, sample_categorical
 
 __all__ = ["SegmentBetaMixture"]
 
@@ -135,9 +136,15 @@ class SegmentBetaMixture(Distribution):
             validate_args=self._validate_args,
         )
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:  # noqa: B008
+    def sample(
+        self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None  # noqa: B008
+    ) -> Tensor:
+        """Draw samples (``generator``: an optional :class:`torch.Generator`, else the global one)."""
         with torch.no_grad():
-            t = self._mixture.sample(torch.Size(sample_shape))
+            idx = sample_categorical(self.logits, torch.Size(sample_shape), generator)
+            t = sample_beta(
+                gather_component(self.concentration1, idx, 0), gather_component(self.concentration0, idx, 0), generator
+            )
             eps = torch.finfo(t.dtype).eps
             t = t.clamp(eps, 1 - eps)
             return self.start + t.unsqueeze(-1) * (self.end - self.start)

@@ -6,10 +6,11 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Categorical, Distribution, VonMises
+from torch.distributions import Categorical, Distribution
 from torch.distributions import constraints as tc
 
-from ._utils import broadcast_batch, check_tensor
+from ._utils import broadcast_batch, check_tensor, gather_component
+from .sampling import sample_categorical, sample_von_mises
 
 __all__ = ["TorusVonMisesMixture"]
 
@@ -93,23 +94,38 @@ class TorusVonMisesMixture(Distribution):
         return Categorical(logits=self.logits, validate_args=False)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        r"""Log density at ``value`` (``(..., d)``, broadcast against the batch shape).
+
+        The cosine is expanded, :math:`\kappa \cos 2\pi(x - \mu) = (\kappa\cos 2\pi\mu)\cos 2\pi x +
+        (\kappa\sin 2\pi\mu)\sin 2\pi x`, so the trigonometric functions of ``value`` are evaluated once for
+        all components and the components cost one contraction (the absolute rounding error is of order
+        :math:`\kappa` times the dtype epsilon).
+        """
         if self._validate_args:
             self._validate_sample(value)
         kappa = self.concentration
-        cos = torch.cos(2 * math.pi * (value.unsqueeze(-2) - self.loc))
-        comp = (kappa * (cos - 1) - torch.log(torch.special.i0e(kappa))).sum(-1)
-        return torch.logsumexp(comp + torch.log_softmax(self.logits, -1), dim=-1)
+        angle = 2 * math.pi * value
+        # the constant of each component rides along as a last column: comp = [cos, sin, 1] . [A, B, -const]
+        trig = torch.cat((torch.cos(angle), torch.sin(angle), torch.ones_like(angle[..., :1])), dim=-1)
+        mu = 2 * math.pi * self.loc
+        const = (kappa + torch.log(torch.special.i0e(kappa))).sum(-1) - torch.log_softmax(self.logits, -1)
+        coef = torch.cat((kappa * torch.cos(mu), kappa * torch.sin(mu), -const.unsqueeze(-1)), dim=-1)
+        batch = self.batch_shape
+        full = torch.broadcast_shapes(trig.shape[:-1], batch)
+        n_batch, (n_comp, width) = math.prod(batch), coef.shape[-2:]
+        dtype = torch.promote_types(trig.dtype, coef.dtype)
+        # one batched matrix product: (batch, points, 2d + 1) @ (batch, 2d + 1, K) -> (batch, points, K)
+        t = trig.to(dtype).expand(full + (width,)).reshape(-1, n_batch, width).transpose(0, 1)
+        comp = torch.bmm(t, coef.to(dtype).reshape(n_batch, n_comp, width).transpose(1, 2))
+        return torch.logsumexp(comp, dim=-1).transpose(0, 1).reshape(full)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:  # noqa: B008
+    def sample(
+        self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None  # noqa: B008
+    ) -> Tensor:
+        """Draw samples in :math:`[0, 1)^d` (``generator``: an optional :class:`torch.Generator`)."""
         with torch.no_grad():
-            shape = torch.Size(sample_shape)
-            idx = self.mixture_distribution.sample(shape)  # shape + batch
-            n_comp, d = self.loc.shape[-2:]
-            gather_idx = idx[..., None, None].expand(shape + self.batch_shape + (1, d))
-            loc = torch.gather(self.loc.expand(shape + self.loc.shape), -2, gather_idx).squeeze(-2)
-            kappa = torch.gather(self.concentration.expand(shape + self.loc.shape), -2, gather_idx).squeeze(
-                -2
-            )
-            theta = VonMises(torch.zeros_like(loc), kappa, validate_args=False).sample()
+            idx = sample_categorical(self.logits, torch.Size(sample_shape), generator)
+            loc = gather_component(self.loc, idx, 1)
+            theta = sample_von_mises(gather_component(self.concentration, idx, 1), generator)
             x = torch.remainder(loc + theta / (2 * math.pi), 1.0)
             return torch.where(x >= 1, torch.zeros_like(x), x)
