@@ -50,12 +50,18 @@ def test_piece_census() -> None:
     assert counts == [620, 948, 245, 230]
     k = table.vertex_mask[normal & (table.dim == 2)].sum(-1)
     assert torch.bincount(k).tolist()[3:] == [45, 195, 5]
-    assert bool((table.dim[table.anchored] < 3).all()), "anchored sections have lower dimension"
     polar = [n for n in range(1, 231) if is_polar(n)]
     assert len(polar) == 68
     for n in range(1, 231):
-        has_anchored = any(anchored_shapes(wp) for wp in ag.wyckoff_positions(n))
-        assert not has_anchored or n in polar
+        wps = ag.wyckoff_positions(n)
+        has_anchored = any(anchored_shapes(wp) for wp in wps)
+        assert has_anchored == (n in polar), n
+        if n in polar:  # the general position always has a section on the anchor
+            assert anchored_shapes(wps[-1])
+    parent_dim = torch.tensor([ag.all_wyckoff_positions()[w].dim for w in table.wyckoff.tolist()])
+    anchored = table.anchored
+    assert bool(anchored.any())
+    assert bool((table.dim[anchored] < parent_dim[anchored]).all()), "a section has lower dimension"
 
 
 def test_piece_ids_vectorised_and_errors() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,28 +39,16 @@ NUM_WYCKOFF_POSITIONS = 1731
 """Number of Wyckoff positions over the 230 space groups (global indices 0..1730)."""
 
 
-_POLAR_POINT_GROUPS = frozenset({"1", "2", "m", "mm2", "4", "4mm", "3", "3m", "6", "6mm"})
-
-
 def is_polar(space_group: int) -> bool:
-    """Whether ``space_group`` is polar (continuous origin freedom; its site 0 is anchored in normal form).
-
-    Reads ``asu_geometry.SpaceGroup.is_polar``; until the asu-geometry normal form (0.2) provides it, the
-    polar point groups 1, 2, m, mm2, 4, 4mm, 3, 3m, 6, 6mm decide (TEMPORARY fallback, removed once it lands).
-    """
+    """Whether ``space_group`` is polar (continuous origin freedom; its site 0 is anchored in normal form)."""
     import asu_geometry as ag
 
-    g = ag.space_group(space_group)
-    flag = getattr(g, "is_polar", None)
-    return bool(flag) if flag is not None else g.point_group in _POLAR_POINT_GROUPS
+    return bool(ag.space_group(space_group).is_polar)
 
 
-def anchored_shapes(wp: object) -> tuple:
-    """The anchored sections of a Wyckoff position (``wp.anchored_shapes``; empty for non-polar groups).
-
-    TEMPORARY fallback: empty while asu-geometry does not yet provide ``anchored_shapes`` (normal form, 0.2).
-    """
-    return tuple(getattr(wp, "anchored_shapes", ()))
+def anchored_shapes(wp: Any) -> tuple:
+    """The anchored sections of a Wyckoff position (``wp.anchored_shapes``; empty for non-polar groups)."""
+    return tuple(wp.anchored_shapes)
 
 
 @dataclass(frozen=True)
