@@ -476,3 +476,16 @@ def test_reference_fit_regenerates_a_sample_of_the_shipped_file() -> None:
         stored = np.asarray(shipped[piece_key(p)]["reference"])
         np.testing.assert_allclose(ref, stored, atol=1e-9, rtol=0, err_msg=piece_key(p))
         assert distortion < 0.25
+
+
+@pytest.mark.parametrize("sg", [166, 194, 227])
+def test_interior_density_is_invariant_under_the_group(sg: int) -> None:
+    g = ag.space_group(sg)
+    dist = random_distribution(torch.tensor([interior_piece(sg)]), seed=13, kappa_max=20.0)
+    x = dist.sample((50,), generator=torch.Generator().manual_seed(4))[:, 0].numpy()
+    rng = np.random.default_rng(0)
+    op = rng.integers(0, g.order, size=50)
+    images = g.apply(x)[np.arange(50), op] + rng.integers(-2, 3, size=(50, 3))  # g x + L, any lattice vector
+    lp = dist.log_prob(torch.from_numpy(x)[:, None])
+    lp_images = dist.log_prob(torch.from_numpy(images)[:, None])
+    torch.testing.assert_close(lp_images, lp, rtol=0, atol=1e-9)
