@@ -142,3 +142,25 @@ def test_bad_reference_raises() -> None:
         SimplexToPolygon(v, torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))
     with pytest.raises(ValueError, match=r"shape \(\.\.\., 4, 2\)"):
         SimplexToPolygon(v, torch.zeros(3, 2))
+
+
+def test_batched_per_point_polygons_invert_like_one_at_a_time() -> None:
+    # Regression (0.2.0): with one polygon per point, the initial guess summed the references over the batch,
+    # so some points started on T3's boundary and needed restarts. Each point must now converge in the first
+    # stage, in a handful of iterations, to the same inverse as when it is alone.
+    names = ["quad", "pentagon", "thin", "skewed"]
+    k = 4
+    polys = [POLYGONS[n] for n in names if POLYGONS[n].shape[0] == k] + [POLYGONS["quad"] * 0.3 + 1.0]
+    verts = torch.stack(polys).repeat(50, 1, 1)  # (100, 4, 2)
+    refs = torch.stack([fit_reference_polygon(v) for v in polys]).repeat(50, 1, 1)
+    u_true = reference_points(len(verts), 1.0, seed=3)
+    f = SimplexToPolygon(verts, refs)
+    x = f(u_true)
+    u = f.inv(x)
+    iters = f.last_newton_iterations
+    assert iters is not None and int(iters.max()) <= 8
+    assert float(iters.double().mean()) < 4.5  # a good initial guess (the batched bug averaged above 5)
+    torch.testing.assert_close(u, u_true, rtol=0, atol=1e-12)
+    for i in (0, 1, 37):
+        alone = SimplexToPolygon(verts[i : i + 1], refs[i : i + 1]).inv(x[i : i + 1])
+        torch.testing.assert_close(u[i : i + 1], alone, rtol=0, atol=1e-13)

@@ -14,6 +14,8 @@ from .reference import REFERENCE_TRIANGLE, fit_reference_polygon, snap_reference
 __all__ = ["SimplexToPolygon"]
 
 _F64 = torch.float64
+_ROUNDING_FLOOR = 1024.0
+"""A Newton iterate whose residual is within this factor of the tolerance and stops decreasing is accepted."""
 
 
 def _clamp_to_triangle(u: Tensor, margin: float) -> Tensor:
@@ -215,7 +217,9 @@ class SimplexToPolygon(Transform):
 
         # initial guess: the reverse mean value map x -> phi^P(x) T_k
         lam_p = _mvc_core(xs, vert, jacobian=False)[0]
-        u = _clamp_to_triangle(torch.einsum("nk,...kd->nd", lam_p, ref), margin) if n else xs.clone()
+        # (a shared reference is (k, 2); per-point references are (n, k, 2): no sum over the batch)
+        guess = lam_p @ ref if shared else torch.einsum("nk,nkd->nd", lam_p, ref)
+        u = _clamp_to_triangle(guess, margin) if n else xs.clone()
         iters = torch.zeros(n, dtype=torch.long)
         logdet = torch.full((n,), float("nan"), dtype=_F64)
         todo = torch.arange(n)
@@ -252,7 +256,9 @@ class SimplexToPolygon(Transform):
 
         The line search is deferred: a full step is taken, and only when the residual at the next
         iterate has not decreased is the step halved from the previous iterate (so a converging
-        point costs one mean-value evaluation per iteration, not two).
+        point costs one mean-value evaluation per iteration, not two). A point whose residual stops
+        decreasing once it is within ``_ROUNDING_FLOOR`` times the tolerance (rounding level) is accepted
+        at its previous iterate instead of backtracking 30 times and restarting.
         """
         active = todo
         n = u.shape[0]
@@ -272,6 +278,15 @@ class SimplexToPolygon(Transform):
             done = res <= tol
             if done.any():
                 logdet[active[done]] = torch.log(_det2(jac[done]).abs())
+            floor = ~done & ~(res < prev_res[active]) & (prev_res[active] <= _ROUNDING_FLOOR * tol)
+            if floor.any():  # the residual stopped decreasing at rounding level: keep the previous iterate
+                f_idx = active[floor]
+                u[f_idx] = prev_u[f_idx]
+                _, gr_f = _mvc_core(prev_u[f_idx], sub(ref, f_idx), jacobian=True)
+                assert gr_f is not None
+                jac_f = torch.einsum("...ka,...kb->...ab", sub(vert, f_idx), gr_f)
+                logdet[f_idx] = torch.log(_det2(jac_f).abs())
+                done = done | floor
             grew = ~done & ~(res < prev_res[active])
             if grew.any():  # backtrack from the previous iterate with half the step
                 g = active[grew]
@@ -282,9 +297,10 @@ class SimplexToPolygon(Transform):
                     u[g[stalled]] = prev_u[g[stalled]]
             go = ~done & ~grew
             active_go = active[go]
-            if active_go.numel() and int(iters[active_go].max()) < self.max_iter:
-                sel = active_go[iters[active_go] < self.max_iter]
-                keep = go.nonzero().squeeze(-1)[iters[active_go] < self.max_iter]
+            under = iters[active_go] < self.max_iter  # points out of iterations leave; the others step
+            if bool(under.any()):
+                sel = active_go[under]
+                keep = go.nonzero().squeeze(-1)[under]
                 iters[sel] += 1
                 st = torch.nan_to_num(_solve2(jac[keep], res_vec[keep]), nan=0.0, posinf=0.0, neginf=0.0)
                 prev_u[sel], prev_res[sel], step[sel], alpha[sel] = ua[keep], res[keep], st, 1.0
