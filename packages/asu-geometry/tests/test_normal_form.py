@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import asu_geometry as ag
@@ -16,6 +17,43 @@ from .conftest import HERE
 
 COORD_TOL = 1e-5  # fractional
 LATTICE_TOL = 1e-4  # Angstrom, degrees
+SPECIES = ["Li", "O", "Mg", "Si"]
+GROUP_BLOCKS = [list(range(start, min(start + 10, 231))) for start in range(1, 231, 10)]
+
+
+def random_crystal(sg: int, seed: int) -> Structure:
+    """A random crystal of group ``sg`` (pyxtal ``from_random``, fixed seeds): 1-3 species, the first with
+    the multiplicity of the freest position of at most 96 atoms, the others of a random position of at
+    most 24 (or the smallest one), and no supergroup within 0.2 A. (pyxtal's ``seed``
+    argument is not reproducible within one process; its ``random_state`` is.)"""
+    from pyxtal import pyxtal
+
+    g = ag.space_group(sg)
+    small = min(wp.multiplicity for wp in g.wyckoff_positions)
+    mults = sorted({wp.multiplicity for wp in g.wyckoff_positions if wp.multiplicity <= max(24, small)})
+    # one species on the position with the most freedom among those of at most 96 atoms (the general
+    # position where it is small enough), so that the crystal does not gain a supergroup
+    rich = max((wp for wp in g.wyckoff_positions if wp.multiplicity <= max(96, small)),
+               key=lambda wp: (wp.dim, wp.multiplicity)).multiplicity
+    rng = np.random.default_rng(seed)
+    for attempt in range(30):
+        k = int(rng.integers(1, 4))
+        counts = [rich] + [int(rng.choice(mults)) for _ in range(k - 1)]
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                crystal.from_random(3, sg, SPECIES[:k], counts,
+                                    random_state=np.random.default_rng(seed * 1000 + attempt))
+        except Exception:  # noqa: BLE001 (pyxtal: incompatible composition or no valid placement; try again)
+            continue
+        if crystal.valid:
+            s = crystal.to_pymatgen()
+            # unambiguous at the tolerance: still exactly this group at twice spglib's symprec (else a cell
+            # change may tip spglib's decision into a supergroup, which is spglib's business, not ours)
+            if ag.to_asu(s, symprec=0.2, canonical=False).space_group == sg:
+                return s
+    raise RuntimeError(f"pyxtal made no crystal of group {sg}")
 
 
 def assert_same(a: ag.AsuCrystal, b: ag.AsuCrystal, what: str = "") -> None:
@@ -88,3 +126,31 @@ def test_inconsistent_letters_are_rejected():
     bad = ag.AsuCrystal(c.space_group, c.lattice, (ag.AsuSite("Na", "b", 0, (0.0, 0.0, 0.0)),))
     with pytest.raises(CanonicalizationError, match="lies on 4a"):
         ag.normal_form(bad)
+
+
+@pytest.mark.parametrize("groups", GROUP_BLOCKS, ids=[f"sg{b[0]}-{b[-1]}" for b in GROUP_BLOCKS])
+def test_random_crystals_of_every_group_have_one_normal_form(groups):
+    """Two pyxtal crystals per group, each written again twice (random det +1 cell, once also a supercell,
+    random origin, rotated frame, shuffled sites): identical normal forms; ``normal_form`` of spglib's raw
+    description agrees and is idempotent; the mirror image has the same normal form exactly when the
+    group has an improper operation (an achiral crystal), another one otherwise (a chiral crystal)."""
+    problems = []
+    for sg in groups:
+        for seed in (1, 2):
+            s = random_crystal(sg, seed)
+            rng = np.random.default_rng(1000 * sg + seed)
+            ref = ag.to_asu(s)
+            if not ag.is_normal_form(ref):
+                problems.append(f"{sg}/{seed}: to_asu is not a normal form")
+            if not same_description(ag.normal_form(ag.to_asu(s, canonical=False)), ref, COORD_TOL, LATTICE_TOL):
+                problems.append(f"{sg}/{seed}: normal_form(raw) != to_asu")
+            for variant in range(2):
+                sup = (1, 1, 2) if variant == 1 and len(s) <= 24 else None
+                other = ag.to_asu(redescribe(s, rng, sup))
+                if not same_description(ref, other, COORD_TOL, LATTICE_TOL):
+                    problems.append(f"{sg}/{seed} variant {variant}: {ref} != {other}")
+            g = ag.space_group(ref.space_group)
+            achiral = any(round(np.linalg.det(r)) == -1 for r in g.rotations)
+            if same_description(ref, ag.to_asu(mirror_image(s)), COORD_TOL, LATTICE_TOL) != achiral:
+                problems.append(f"{sg}/{seed}: mirror image {'differs' if achiral else 'agrees'} (group {g.number})")
+    assert problems == [], "\n".join(problems)

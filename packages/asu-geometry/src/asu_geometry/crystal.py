@@ -236,15 +236,23 @@ def atomic_number(symbol: str) -> int:
     return int(Element(symbol).Z)
 
 
-def _species_number(species: Any, frac: Any) -> int:
-    """Atomic number of a pymatgen species (Element or Species); dummy species are rejected by name."""
+@cache
+def _pymatgen_species_types() -> tuple[type, type]:
     from pymatgen.core import DummySpecies, Element
 
-    if isinstance(species, DummySpecies):
+    return DummySpecies, Element
+
+
+def _species_number(species: Any, frac: Any) -> int:
+    """Atomic number of a pymatgen species (Element or Species); dummy species are rejected by name."""
+    dummy, element_type = _pymatgen_species_types()
+    if type(species) is element_type:
+        return int(species.Z)
+    if isinstance(species, dummy):
         raise UnknownSpeciesError(f"site at {np.round(frac, 6).tolist()} has species {str(species)!r}, which is "
                                   "not a chemical element (a dummy species, e.g. an unknown symbol in a CIF)")
-    element = species if isinstance(species, Element) else getattr(species, "element", None)
-    if not isinstance(element, Element) or not 1 <= int(element.Z) <= 118:
+    element = species if isinstance(species, element_type) else getattr(species, "element", None)
+    if not isinstance(element, element_type) or not 1 <= int(element.Z) <= 118:
         raise UnknownSpeciesError(f"site at {np.round(frac, 6).tolist()} has species {str(species)!r}, which is "
                                   "not a chemical element")
     return int(element.Z)
@@ -301,7 +309,7 @@ def symmetrized_metric(g: Any, lattice: np.ndarray) -> np.ndarray:
     ``(1/|PG|) sum_R R^T M R``, the nearest metric with the group's symmetry. It depends only on the basis
     up to the group's rotations, unlike an idealisation that keeps some vectors fixed."""
     m = np.asarray(lattice, dtype=float) @ np.asarray(lattice, dtype=float).T
-    rots = np.unique(g.rotations, axis=0).astype(float)
+    rots = g.point_group_rotations
     return np.einsum("rji,jk,rkl->il", rots, m, rots) / len(rots)
 
 
@@ -390,9 +398,23 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
     atom_orbit = np.array([orbit_ids[o] for o in np.asarray(ds.crystallographic_orbits).tolist()])
     first = np.array([int(np.argmax(atom_orbit == k)) for k in range(len(orbit_ids))])  # first input atom
     means = orbit_means(g, raw_frac, atom_orbit, first, raw_lattice)
-    pts = to_asu_points(g.number, means, tol=symprec, lattice=raw_lattice)
     types = np.asarray(numbers)[first].tolist()
-    reps = pts.frac
+    if canonical:
+        return _canonical_crystal(g, lattice, means, types, counts, symprec, raw_lattice)
+    pts = to_asu_points(g.number, means, tol=symprec, lattice=raw_lattice)
+    _check_orbits(g, pts.frac, pts.wyckoff_index, types, counts)
+    reps = np.where(np.abs(pts.frac) < 1e-12, 0.0, pts.frac)
+    sites = []
+    for z, wi, si, frac in zip(types, pts.wyckoff_index.tolist(), pts.shape_index.tolist(), reps.tolist(),
+                               strict=True):
+        wp = g.wyckoff_positions[wi]
+        sites.append((wi, z, tuple(round(v, 12) for v in frac), AsuSite(_symbol(z), wp.letter, si, tuple(frac))))
+    sites.sort(key=lambda t: t[:3])
+    return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites), anchored=False)  # type: ignore[arg-type]
+
+
+def _check_orbits(g: Any, reps: np.ndarray, wyckoff_index: np.ndarray, types: list[int], counts: list[int]) -> None:
+    """Distinct orbits, each with as many atoms in the conventional cell as its Wyckoff multiplicity."""
     if len(reps) > 1:
         close = np.max(np.abs(reps[:, None, :] - reps[None, :, :]), axis=-1) < 1e-4
         np.fill_diagonal(close, False)
@@ -401,40 +423,29 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
             raise CanonicalizationError(
                 f"atoms of {_symbol(types[j])} and {_symbol(types[i])} occupy the same "
                 f"position {np.round(reps[i], 4).tolist()} after symmetrisation (overlapping sites)")
-    if canonical:
-        return _canonical_crystal(g, lattice, reps, types, pts.wyckoff_index, counts)
-    reps = np.where(np.abs(reps) < 1e-12, 0.0, reps)
-    sites = []
-    for z, wi, si, count, frac in zip(types, pts.wyckoff_index.tolist(), pts.shape_index.tolist(),
-                                      counts, reps.tolist(), strict=True):
+    for z, wi, count in zip(types, np.asarray(wyckoff_index).tolist(), counts, strict=True):
         wp = g.wyckoff_positions[wi]
         if count != wp.multiplicity:
             raise CanonicalizationError(
                 f"orbit of {_symbol(z)} at {wp.label} has {count} atoms in the "
                 f"conventional cell, expected {wp.multiplicity}")
-        sites.append((wi, z, tuple(round(v, 12) for v in frac), AsuSite(_symbol(z), wp.letter, si, tuple(frac))))
-    sites.sort(key=lambda t: t[:3])
-    return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites), anchored=False)  # type: ignore[arg-type]
 
 
-def _canonical_crystal(g: Any, lattice: tuple[float, ...], reps: np.ndarray, types: list[int],
-                       wyckoff_index: np.ndarray, counts: list[int]) -> AsuCrystal:
-    """The normal form of the sites found by :func:`to_asu` (orbit counts checked first)."""
+def _canonical_crystal(g: Any, lattice: tuple[float, ...], means: np.ndarray, types: list[int], counts: list[int],
+                       symprec: float, raw_lattice: np.ndarray) -> AsuCrystal:
+    """The normal form of the orbits found by :func:`to_asu` (snapped within ``symprec`` A first)."""
+    from .canonical import snap_points
     from .normalform import normal_form_sites
 
-    for z, wi, count in zip(types, wyckoff_index.tolist(), counts, strict=True):
-        wp = g.wyckoff_positions[wi]
-        if count != wp.multiplicity:
-            raise CanonicalizationError(
-                f"orbit of {_symbol(z)} at {wp.label} has {count} atoms in the "
-                f"conventional cell, expected {wp.multiplicity}")
-    form, _, _ = normal_form_sites(g, lattice, reps, np.asarray(types))
+    snapped = snap_points(g.number, means, symprec, raw_lattice)
+    form, lattice, _, _ = normal_form_sites(
+        g, lattice, snapped, np.asarray(types), check=lambda reps, wyck: _check_orbits(g, reps, wyck, types, counts))
     wps = g.wyckoff_positions
     frac = np.where(np.abs(form.frac) < 1e-12, 0.0, form.frac)
     sites = tuple(AsuSite(_symbol(int(z)), wps[int(w)].letter, int(si), tuple(float(v) for v in row))  # type: ignore[arg-type]
                   for z, w, si, row in zip(form.z.tolist(), form.wyckoff.tolist(), form.shape.tolist(), frac,
                                            strict=True))
-    return AsuCrystal(g.number, form.lattice, sites, anchored=True)  # type: ignore[arg-type]
+    return AsuCrystal(g.number, lattice, sites, anchored=True)  # type: ignore[arg-type]
 
 
 def read_structure(path: str | Path) -> Any:

@@ -37,7 +37,7 @@ the boundary between two shape pieces. References: E. Parthé & L. M. Gelato, Ac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, cmp_to_key
 from typing import TYPE_CHECKING
@@ -73,45 +73,43 @@ class NormalFormReport:
 
 @dataclass(frozen=True)
 class _Form:
-    """One candidate description: sites in their order, and the lattice."""
+    """One candidate description: sites in their order (and which normalizer element gave it)."""
 
     frac: np.ndarray  # (n, 3)
     wyckoff: np.ndarray  # (n,)
     shape: np.ndarray  # (n,) (site 0 indexes anchored_shapes in a polar group)
     z: np.ndarray  # (n,)
-    lattice: tuple[float, ...]
+    element: int  # index into the normalizer elements (its lattice is computed only when needed)
 
 
 def _cmp_values(a: np.ndarray, b: np.ndarray, tol: float) -> int:
     """Lexicographic comparison where entries closer than ``tol`` are equal."""
-    d = np.asarray(a, dtype=float).ravel() - np.asarray(b, dtype=float).ravel()
-    far = np.nonzero(np.abs(d) > tol)[0]
-    if len(far) == 0:
-        return 0
-    return -1 if d[far[0]] < 0 else 1
+    for u, v in zip(np.asarray(a, dtype=float).ravel().tolist(), np.asarray(b, dtype=float).ravel().tolist(),
+                    strict=True):
+        if u - v > tol:
+            return 1
+        if v - u > tol:
+            return -1
+    return 0
 
 
-def _site_order(keys: np.ndarray, frac: np.ndarray, start: int = 0) -> list[int]:
-    """Indices ``start..n-1`` ordered by (integer key, coordinates with ``COORD_TOL``)."""
-    idx = list(range(start, len(keys)))
-
-    def cmp(i: int, j: int) -> int:
-        if keys[i] != keys[j]:
-            return -1 if keys[i] < keys[j] else 1
-        return _cmp_values(frac[i], frac[j], COORD_TOL)
-
-    return sorted(idx, key=cmp_to_key(cmp))
-
-
-def _cmp_forms(a: _Form, b: _Form) -> int:
-    """The total order of the module docstring on (coordinates, shapes, lattice); letters and elements are
-    already equal when this is called."""
-    c = _cmp_values(a.frac, b.frac, COORD_TOL)
-    if c:
-        return c
-    if not np.array_equal(a.shape, b.shape):
-        return -1 if tuple(a.shape.tolist()) < tuple(b.shape.tolist()) else 1
-    return _cmp_values(np.asarray(a.lattice), np.asarray(b.lattice), LATTICE_KEY_TOL)
+def _site_order(keys: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Site indices ordered by (integer key, coordinates compared with ``COORD_TOL``)."""
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    same = np.nonzero(ks[1:] == ks[:-1])[0]
+    if len(same) == 0:
+        return order
+    out = order.tolist()
+    i, n = 0, len(out)
+    while i < n:
+        j = i
+        while j + 1 < n and ks[j + 1] == ks[i]:
+            j += 1
+        if j > i:  # a run of equal keys: order it by coordinates with the tolerance
+            out[i:j + 1] = sorted(out[i:j + 1], key=cmp_to_key(lambda u, v: _cmp_values(frac[u], frac[v], COORD_TOL)))
+        i = j + 1
+    return np.array(out)
 
 
 @cache
@@ -130,10 +128,21 @@ def _anchored_candidates(sg: int) -> dict[int, _ShapeCandidates]:
             for wi, wp in enumerate(space_group(sg).wyckoff_positions)}
 
 
+@cache
+def _free_shifts(sg: int) -> np.ndarray:
+    """The distinct components along the free axes (mod 1) of the group's translations, shape (s, k): the
+    heights of an orbit's points above its first one, since rotations keep the free coordinates."""
+    g = space_group(sg)
+    t = np.mod(g.translations24[:, list(g.free_axes)], 24)
+    out = np.unique(t, axis=0) / 24.0
+    out.setflags(write=False)
+    return out
+
+
 def _image_lattice(g: SpaceGroup, lattice: tuple[float, ...], element: NormalizerElement) -> tuple[float, ...]:
     """Lattice parameters of the description ``x' = P x + p``: those of ``P^-T M P^-1``, exactly the input
     ones when they agree to 1e-9 (every automorphism of a cubic, hexagonal or tetragonal metric)."""
-    if np.array_equal(element.rotation, np.eye(3, dtype=np.int64)):
+    if g.crystal_family in ("cubic", "hexagonal", "tetragonal") or np.array_equal(element.rotation, np.eye(3)):
         return lattice
     from .crystal import symmetrize_lattice
 
@@ -143,34 +152,54 @@ def _image_lattice(g: SpaceGroup, lattice: tuple[float, ...], element: Normalize
     return image
 
 
-def _best(forms: Sequence[_Form]) -> _Form:
+def _best(forms: Sequence[_Form], lattice_of: Callable[[int], tuple[float, ...]]) -> _Form:
+    """The least form in the order of the module docstring (letters and elements are already equal)."""
     best = forms[0]
     for f in forms[1:]:
-        if _cmp_forms(f, best) < 0:
+        c = _cmp_values(f.frac, best.frac, COORD_TOL)
+        if c == 0 and not np.array_equal(f.shape, best.shape):
+            c = -1 if tuple(f.shape.tolist()) < tuple(best.shape.tolist()) else 1
+        if c == 0 and f.element != best.element:
+            c = _cmp_values(np.asarray(lattice_of(f.element)), np.asarray(lattice_of(best.element)), LATTICE_KEY_TOL)
+        if c < 0:
             best = f
     return best
 
 
 def normal_form_sites(g: SpaceGroup, lattice: tuple[float, ...], frac: np.ndarray, z: np.ndarray,
-                      lattice_tol: float = LATTICE_TOL) -> tuple[_Form, int, int]:
+                      lattice_tol: float = LATTICE_TOL,
+                      check: Callable[[np.ndarray, np.ndarray], None] | None = None
+                      ) -> tuple[_Form, tuple[float, ...], int, int]:
     """The normal form of sites given as orbit points ``frac`` (n, 3) with atomic numbers ``z`` (n,).
 
-    Returns (the least description, normalizer candidates, anchor candidates). The points must be exactly
-    on their Wyckoff positions (already snapped).
+    Returns (the least description, its lattice parameters, normalizer candidates, anchor candidates).
+    The points must lie exactly on their Wyckoff positions (already snapped). ``check(reps, wyckoff)`` is
+    called on the given description (the identity image: ASU representatives and Wyckoff indices) before
+    anything else is compared.
     """
     frac = np.asarray(frac, dtype=float).reshape(-1, 3)
     z = np.asarray(z, dtype=np.int64)
     n = len(frac)
     elements = normalizer_elements(g.number, lattice, lattice_tol)
     m = len(elements)
+    memo: dict[int, tuple[float, ...]] = {}
+
+    def lattice_of(e: int) -> tuple[float, ...]:
+        if e not in memo:
+            memo[e] = _image_lattice(g, lattice, elements[e])
+        return memo[e]
+
     if n == 0:
-        return _Form(frac, np.zeros(0, int), np.zeros(0, int), z, lattice), m, 0
+        return _Form(frac, np.zeros(0, int), np.zeros(0, int), z, 0), lattice, m, 0
     rot, shift = _stacked(elements)
     images = np.einsum("mij,nj->mni", rot, frac) + shift[:, None, :]
     pts = to_asu_points(g.number, images.reshape(-1, 3), tol=IMAGE_TOL)
     reps = pts.frac.reshape(m, n, 3)
     wyck = pts.wyckoff_index.reshape(m, n)
     shp = pts.shape_index.reshape(m, n)
+    if check is not None:
+        assert elements[0].is_identity
+        check(reps[0], wyck[0])
     keys = wyck * 256 + z[None, :]  # (position, Z) as one integer (Z < 256)
     sorted_keys = np.sort(keys, axis=1)
     seq = np.concatenate([sorted_keys // 256, sorted_keys % 256], axis=1)  # letters first, then elements
@@ -180,59 +209,67 @@ def normal_form_sites(g: SpaceGroup, lattice: tuple[float, ...], frac: np.ndarra
         forms = []
         for c in tied.tolist():
             order = _site_order(keys[c], reps[c])
-            forms.append(_Form(reps[c][order], wyck[c][order], shp[c][order], z[order],
-                               _image_lattice(g, lattice, elements[c])))
-        return _best(forms), m, 0
-    forms = _anchored_forms(g, lattice, elements, tied, reps, wyck, keys, z)
-    return _best(forms), m, len(forms)
+            forms.append(_Form(reps[c][order], wyck[c][order], shp[c][order], z[order], c))
+        best = _best(forms, lattice_of)
+        return best, lattice_of(best.element), m, 0
+    best, examined = _best_anchored(g, tied, reps, wyck, keys, z, lattice_of)
+    return best, lattice_of(best.element), m, examined
 
 
-def _anchored_forms(g: SpaceGroup, lattice: tuple[float, ...], elements: Sequence[NormalizerElement],
-                    tied: np.ndarray, reps: np.ndarray, wyck: np.ndarray, keys: np.ndarray,
-                    z: np.ndarray) -> list[_Form]:
-    """Every anchored description of the tied normalizer images: each site of the least (position, Z)
-    with each point of its orbit moved onto the anchor by a translation along the free directions."""
+def _best_anchored(g: SpaceGroup, tied: np.ndarray, reps: np.ndarray, wyck: np.ndarray, keys: np.ndarray,
+                   z: np.ndarray, lattice_of: Callable[[int], tuple[float, ...]]) -> tuple[_Form, int]:
+    """The least anchored description of the tied normalizer images: each site of the least (position, Z),
+    with each point of its orbit moved onto the anchor by a translation along the free directions.
+    Returns it and the number of anchored descriptions computed."""
     axes = list(g.free_axes)
     anchor = np.array([float(v) for v in g.anchor])
     n = reps.shape[1]
-    jobs: list[tuple[int, int, np.ndarray]] = []  # (image, anchor site, translation)
-    for c in tied.tolist():
-        for j in np.nonzero(keys[c] == keys[c].min())[0].tolist():
-            orbit = g.apply(reps[c, j])  # (|G|, 3); rotations leave the free coordinates unchanged
-            t = np.zeros((len(orbit), 3))
-            t[:, axes] = anchor - orbit[:, axes]
-            t[:, axes] -= np.floor(t[:, axes] + 1e-9)  # modulo lattice translations along the free axes
-            t[:, axes] = np.where(t[:, axes] >= 1 - 1e-9, 0.0, t[:, axes])
-            for tt in np.unique(np.round(t, 9), axis=0):
-                jobs.append((c, j, tt))
-    shifted = np.stack([reps[c] + tt for c, _, tt in jobs])  # (J, n, 3)
+    pairs = [(c, j) for c in tied.tolist() for j in np.nonzero(keys[c] == keys[c].min())[0].tolist()]
+    cs, js = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    heights = _free_shifts(g.number)  # (S, k)
+    t = np.zeros((len(pairs), len(heights), 3))
+    t[:, :, axes] = anchor - reps[cs, js][:, None, axes] - heights[None, :, :]
+    t[:, :, axes] -= np.floor(t[:, :, axes] + 1e-9)  # modulo lattice translations along the free axes
+    shifted = reps[cs][:, None, :, :] + t[:, :, None, :]  # (P, S, n, 3)
     pts = to_asu_points(g.number, shifted.reshape(-1, 3), tol=IMAGE_TOL)
-    moved = pts.frac.reshape(len(jobs), n, 3)
-    mwyck = pts.wyckoff_index.reshape(len(jobs), n)
-    mshape = pts.shape_index.reshape(len(jobs), n)
-    forms = []
-    for k, (c, j, _) in enumerate(jobs):
-        x = moved[k].copy()
-        if np.max(np.abs(x[j, axes] - anchor)) > ANCHOR_TOL:
-            continue  # the orbit's representative is another point: this translation anchors nothing
-        if not np.array_equal(mwyck[k], wyck[c]):
-            raise CanonicalizationError(f"space group {g.number}: a translation along the free directions "
-                                        "changed a Wyckoff position")
-        x[j, axes] = anchor
-        cands = _anchored_candidates(g.number)[int(mwyck[k, j])]
-        dist, col, _, _ = cands.match(x[j][None, :])
-        if dist[0] > 1e-6:
-            raise CanonicalizationError(f"space group {g.number}: anchored site at {x[j].tolist()} lies on no "
-                                        f"anchored shape of {g.wyckoff_positions[int(mwyck[k, j])].label}")
-        rest = [i for i in range(n) if i != j]
-        order = [j] + [rest[i] for i in _site_order(keys[c][rest], x[rest])]
-        shapes = mshape[k][order].copy()
-        shapes[0] = int(cands.shape_index[col[0]])
-        forms.append(_Form(x[order], mwyck[k][order], shapes, z[order], _image_lattice(g, lattice, elements[c])))
-    if not forms:
+    moved = pts.frac.reshape(len(pairs), len(heights), n, 3)
+    mwyck = pts.wyckoff_index.reshape(len(pairs), len(heights), n)
+    mshape = pts.shape_index.reshape(len(pairs), len(heights), n)
+    if not np.array_equal(mwyck, np.broadcast_to(wyck[cs][:, None, :], mwyck.shape)):
+        raise CanonicalizationError(f"space group {g.number}: a translation along the free directions changed "
+                                    "a Wyckoff position")
+    site0 = moved[np.arange(len(pairs)), :, js]  # (P, S, 3): the would-be anchored site
+    ok = np.all(np.abs(site0[..., axes] - anchor) <= ANCHOR_TOL, axis=-1)  # else another orbit point is the rep
+    if not ok.any():
         raise CanonicalizationError(f"space group {g.number}: no site could be moved onto the anchor "
                                     f"({g.anchor_description})")
-    return forms
+    valid = np.argwhere(ok)  # (V, 2): (pair, height)
+    first = site0[valid[:, 0], valid[:, 1]]
+    first[:, axes] = anchor
+    # site 0 comes first in the order: only the candidates whose site 0 ties with the least one go on
+    least = first[0]
+    for v in first[1:]:
+        if _cmp_values(v, least, COORD_TOL) < 0:
+            least = v
+    keep = [k for k in range(len(valid)) if _cmp_values(first[k], least, COORD_TOL) == 0]
+    wi = int(wyck[cs[valid[keep[0], 0]], js[valid[keep[0], 0]]])
+    cands = _anchored_candidates(g.number)[wi]
+    dist, col, _, _ = cands.match(first[keep])
+    if np.max(dist) > 1e-6:
+        raise CanonicalizationError(f"space group {g.number}: anchored site at {first[keep][np.argmax(dist)].tolist()} "
+                                    f"lies on no anchored shape of {g.wyckoff_positions[wi].label}")
+    forms = []
+    for k, column in zip(keep, col.tolist(), strict=True):
+        p, h = valid[k]
+        c, j = int(cs[p]), int(js[p])
+        x = moved[p, h].copy()
+        x[j] = first[k]
+        rest = np.array([i for i in range(n) if i != j], dtype=int)
+        order = np.concatenate([[j], rest[_site_order(keys[c][rest], x[rest])]]).astype(int)
+        shapes = mshape[p, h][order].copy()
+        shapes[0] = int(cands.shape_index[column])
+        forms.append(_Form(x[order], mwyck[p, h][order], shapes, z[order], c))
+    return _best(forms, lattice_of), int(shifted.shape[0] * shifted.shape[1])
 
 
 def _element_numbers(symbols: Sequence[str]) -> np.ndarray:
@@ -267,12 +304,12 @@ def _report(crystal: AsuCrystal, tol: float, lattice_tol: float) -> NormalFormRe
                     f"{g.wyckoff(letter).label} (snapping within {tol} A)")
         x = pts.frac
         _check_overlap(x, crystal)
-    form, m, anchored = normal_form_sites(g, tuple(float(v) for v in crystal.lattice), x, z, lattice_tol)
+    form, lattice, m, anchored = normal_form_sites(g, tuple(float(v) for v in crystal.lattice), x, z, lattice_tol)
     wps = g.wyckoff_positions
     frac = np.where(np.abs(form.frac) < 1e-12, 0.0, form.frac)
     sites = tuple(AsuSite(_symbol(int(zz)), wps[int(w)].letter, int(si), tuple(float(v) for v in row))  # type: ignore[arg-type]
                   for zz, w, si, row in zip(form.z, form.wyckoff, form.shape, frac, strict=True))
-    out = AsuCrystal(g.number, tuple(form.lattice), sites, anchored=True)  # type: ignore[arg-type]
+    out = AsuCrystal(g.number, tuple(lattice), sites, anchored=True)  # type: ignore[arg-type]
     return NormalFormReport(out, m, anchored)
 
 

@@ -247,15 +247,41 @@ def _matrix_order(m: np.ndarray) -> tuple[int, ...]:
     return (int(np.abs(m - np.eye(3, dtype=np.int64)).sum()), *(-int(x) for x in m.ravel()))
 
 
+_FAMILY_METRICS = {  # a generic metric of each family whose automorphisms do not depend on the parameters
+    "tetragonal": (1.0, 1.0, 1.7, 90.0, 90.0, 90.0),
+    "hexagonal": (1.0, 1.0, 1.7, 90.0, 90.0, 120.0),
+    "cubic": (1.0, 1.0, 1.0, 90.0, 90.0, 90.0),
+}
+
+
+@cache
+def _sorted_key(autos_bytes: bytes) -> bytes:
+    autos = np.frombuffer(autos_bytes, dtype=np.int64).reshape(-1, 3, 3)
+    order = sorted(range(len(autos)), key=lambda i: autos[i].tobytes())
+    return np.ascontiguousarray(autos[order]).tobytes()
+
+
+@cache
+def _family_key(family: str) -> bytes:
+    return _sorted_key(np.ascontiguousarray(lattice_automorphisms(metric_tensor(_FAMILY_METRICS[family]))).tobytes())
+
+
 def normalizer_elements(sg: int, lattice: tuple[float, ...] | np.ndarray,
                         length_tol: float = LATTICE_TOL) -> tuple[NormalizerElement, ...]:
     """One element per coset of G in the metric-preserving, orientation-preserving affine normalizer.
 
     ``lattice`` are the conventional lattice parameters (a, b, c, alpha, beta, gamma); the identity comes
     first. For polar groups the translations have zero components along the free directions.
+
+    In the tetragonal, hexagonal and cubic families the lattice parameters obey the family's equalities
+    exactly (:func:`asu_geometry.crystal.symmetrize_lattice`), and the automorphisms that can normalize
+    the point group are those of the family's holohedry whatever the parameters (an extra automorphism of
+    a special metric, e.g. tetragonal with c = a, moves the main axis out of the point group), so they
+    are taken from a cache; orthorhombic, monoclinic and triclinic metrics are searched.
     """
     g = space_group(sg)
+    if g.crystal_family in _FAMILY_METRICS:
+        return _elements(sg, _family_key(g.crystal_family))
     radius = 2 if g.crystal_family in ("triclinic", "monoclinic") else 1
     autos = lattice_automorphisms(metric_tensor(lattice), length_tol, radius)
-    order = sorted(range(len(autos)), key=lambda i: autos[i].tobytes())
-    return _elements(sg, np.ascontiguousarray(autos[order]).tobytes())
+    return _elements(sg, _sorted_key(np.ascontiguousarray(autos).tobytes()))

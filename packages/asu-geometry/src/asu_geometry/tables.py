@@ -326,6 +326,13 @@ class SpaceGroup:
         return self.translations24 / 24.0
 
     @cached_property
+    def point_group_rotations(self) -> np.ndarray:
+        """The distinct rotations (the point group in the conventional basis), float, shape (|PG|, 3, 3)."""
+        rots = np.unique(self.rotations, axis=0).astype(float)
+        rots.setflags(write=False)
+        return rots
+
+    @cached_property
     def inverse_rotations(self) -> np.ndarray:
         """``R^-1`` of every operation (float, exact integers), shape (|G/T|, 3, 3)."""
         inv = np.rint(np.linalg.inv(self.rotations.astype(float)))
