@@ -154,7 +154,28 @@ def main() -> None:
         rows.append((name, sel.numel(), dt))
     for name, n, dt in rows:
         print(f"  log_prob {name:32s} {n:6d} atoms  {dt * 1e3:8.1f} ms  {n / dt:12,.0f} atoms/s  {dt / total:6.1%}")
+    # Newton iterations of the mean value map's inverse on the polygon atoms with k > 3
+    from polygon_flows import SimplexToPolygon
+
+    sel = torch.nonzero((dim == 2) & (k > 3)).flatten()
+    iters = []
+    for kk in sorted(set(k[sel].tolist())):
+        s = sel[k[sel] == kk]
+        f = SimplexToPolygon(geo.polygon[pieces[s], :kk], geo.reference[pieces[s], :kk])
+        f.inv(_chart_frame(frac[s], pieces[s]))
+        iters.append(f.last_newton_iterations.double())
+    if iters:
+        it = torch.cat(iters)
+        print(f"  Newton iterations on the k > 3 polygon atoms: mean {float(it.mean()):.2f}, max {int(it.max())}")
     assert isinstance(full, CoordinateDistribution)
+
+
+def _chart_frame(frac: torch.Tensor, pieces: torch.Tensor) -> torch.Tensor:
+    """Frame coordinates (n, 2) of points on polygon pieces."""
+    from crystal_ar_model.piece_geometry import piece_geometry
+
+    geo = piece_geometry()
+    return torch.einsum("nj,nij->ni", frac - geo.origin[pieces], geo.frame[pieces])
 
 
 def _subset(dist, sel: torch.Tensor):  # noqa: ANN001, ANN202
