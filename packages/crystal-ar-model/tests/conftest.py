@@ -16,7 +16,21 @@ SHARED = REPO.parent / "shared" / "data" / "mp_20_partial"
 
 TEST_CONFIG = {
     "name": "test",
-    "model": {"hidden": 32, "layers": 2, "n_coarse": 100, "n_fine": 100, "rff_features": 8},
+    "model": {
+        "hidden": 32,
+        "layers": 2,
+        "n_coarse": 100,
+        "n_fine": 100,
+        "rff_features": 8,
+        "gnn_hidden": 16,
+        "gnn_filters": 16,
+        "gnn_layers": 2,
+        "rbf": 8,
+        "fourier": 2,
+        "shape_fourier": 2,
+        "coord_hidden": 16,
+        "coord_layers": 1,
+    },
     "train": {"seed": 0, "epochs": 4, "batch_size": 32, "checkpoint_every": 1, "workers": 1, "threads": 1},
 }
 

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from .errors import CheckpointFormatError
 
 FORMAT = "crystal-ar-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the per-site factors (crystal-ar-model 0.2)
 _PACKAGES = (
     "crystal-ar-model",
     "asu-geometry",

@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input")
     s.add_argument("--threads", type=int, default=1, help="torch threads [1: fastest for the small factors]")
+    s.add_argument("--float64", action="store_true", help="evaluate the model in double precision")
     return p
 
 
@@ -102,6 +103,7 @@ def _score(args: argparse.Namespace) -> int:
         args.angle_tolerance,
         strict=not args.skip_invalid,
         workers=args.workers,
+        float64=args.float64,
     )
     if args.output:
         df.to_csv(args.output, index=False, float_format="%.10g")

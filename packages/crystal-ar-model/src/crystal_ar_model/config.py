@@ -10,12 +10,20 @@ from typing import Any
 
 from .errors import ConfigError
 
-SHIPPED = ("tiny", "default")
+SHIPPED = ("tiny", "default", "paper")
 
 
 @dataclass
 class ModelConfig:
-    """Network sizes and the lattice discretisation."""
+    """Network sizes, the lattice discretisation and the atom budget.
+
+    ``hidden``/``layers``: the global factors (space group, composition, lattice). ``max_atoms``: the most atoms
+    a crystal may have in its primitive cell (sum over sites of multiplicity / centring points). ``gnn_*``: the
+    context GNN (node width, edge-filter width, interaction blocks), ``rbf``/``rbf_cutoff`` the Gaussian
+    distance basis (Angstrom), ``fourier`` the frequencies of the coordinate features of the nodes,
+    ``shape_fourier`` those of the piece-vertex features. ``coord_*``: the coordinate factor's MLP width and
+    depth and mixture sizes.
+    """
 
     hidden: int = 128
     layers: int = 2
@@ -24,6 +32,19 @@ class ModelConfig:
     rff_features: int = 16
     rff_scale: float = 4.0
     max_z: int = 94
+    max_atoms: int = 20
+    gnn_hidden: int = 64
+    gnn_filters: int = 64
+    gnn_layers: int = 3
+    rbf: int = 32
+    rbf_cutoff: float = 10.0
+    fourier: int = 4
+    shape_fourier: int = 4
+    coord_hidden: int = 64
+    coord_layers: int = 2
+    segment_components: int = 10
+    polygon_components: int = 30
+    torus_components: int = 50
 
 
 @dataclass
@@ -47,10 +68,11 @@ class TrainConfig:
     adam_eps: float = 1e-5
     grad_clip: float = 1.0
     rebalance_c: float = 0.3
-    rebalance_factors: list[str] = field(default_factory=lambda: ["space_group", "composition"])
+    rebalance_factors: list[str] = field(default_factory=lambda: ["lattice", "wyckoff", "element", "stop"])
     z_loss: float = 1e-4
     lattice_noise_length: float = 0.01
     lattice_noise_angle: float = 1.0
+    atom_noise: float = 0.2  # Angstrom, Gaussian on the conditioning sites within their Wyckoff subspace
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     max_train_rows: int | None = None
@@ -91,7 +113,7 @@ class Config:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Config:
-        """A shipped preset (``tiny``, ``default``) or a JSON file."""
+        """A shipped preset (``tiny``, ``default``, ``paper``) or a JSON file."""
         s = str(name_or_path)
         if s in SHIPPED:
             text = files("crystal_ar_model").joinpath(f"configs/{s}.json").read_text()

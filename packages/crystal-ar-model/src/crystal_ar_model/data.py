@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError, UnknownElementError
+from .errors import DataError, TooManyAtomsError, UnknownElementError
 
 PIPELINE_VERSION = 1
 PRESETS = ("mp20", "mp20-available")
@@ -175,6 +175,11 @@ class ProcessedDataset:
         wy, zs, sh, fr, mu = [], [], [], [], []
         for ident, c in items:
             g = ag.space_group(c.space_group)
+            if not getattr(c, "anchored", True):
+                raise DataError(
+                    f"crystal {ident}: not in normal form (a polar crystal without its anchored site 0); "
+                    "convert it with asu_geometry.to_asu"
+                )
             ids.append(str(ident))
             sgs.append(c.space_group)
             lats.append(c.lattice)
@@ -471,22 +476,46 @@ def load_preset(
 
 
 # ----------------------------------------------------------------------------------------- to tensors
+def primitive_atom_counts(ds: ProcessedDataset) -> np.ndarray:
+    """(n,) atoms in the primitive cell of each crystal: sum over sites of multiplicity / centring points."""
+    from .periodic import group_geometry
+
+    cent = group_geometry().centring.numpy()[ds.space_group - 1]
+    conv = np.add.reduceat(ds.site_mult, ds.site_ptr[:-1]) if len(ds) and len(ds.site_mult) else np.zeros(len(ds))
+    conv = np.where(np.diff(ds.site_ptr) > 0, conv, 0)
+    return (conv // cent).astype(np.int64)
+
+
 class CrystalTensors:
     """A :class:`ProcessedDataset` as torch tensors over an element vocabulary; makes PyG batches fast.
 
     Args:
         ds: the processed crystals.
         vocabulary: sorted atomic numbers the model knows.
-        strict: raise :class:`UnknownElementError` for a crystal with an element outside the vocabulary;
-            otherwise such crystals are left out and listed in :attr:`dropped` as ``(id, reason)``.
+        strict: raise :class:`UnknownElementError` for a crystal with an element outside the vocabulary (and
+            :class:`TooManyAtomsError` for one above ``max_atoms``); otherwise such crystals are left out and
+            listed in :attr:`dropped` as ``(id, reason)``.
+        max_atoms: the model's atom limit (primitive cell), or None for no limit.
     """
 
-    def __init__(self, ds: ProcessedDataset, vocabulary: Sequence[int], strict: bool = True) -> None:
+    def __init__(
+        self, ds: ProcessedDataset, vocabulary: Sequence[int], strict: bool = True, max_atoms: int | None = None
+    ) -> None:
+        self.dropped: list[tuple[str, str]] = []
+        if max_atoms is not None and len(ds):
+            n_prim = primitive_atom_counts(ds)
+            over = np.nonzero(n_prim > max_atoms)[0]
+            for i in over:
+                reason = f"{n_prim[i]} atoms in the primitive cell, the model allows at most {max_atoms}"
+                if strict:
+                    raise TooManyAtomsError(f"crystal {ds.ids[i]}: {reason}")
+                self.dropped.append((str(ds.ids[i]), f"TooManyAtomsError: {reason}"))
+            if len(over):
+                ds = ds.subset(np.setdiff1d(np.arange(len(ds)), over))
         vocab = np.asarray(vocabulary, dtype=np.int64)
         lut = np.full(max(int(vocab.max()), int(ds.site_z.max(initial=0))) + 1, -1, dtype=np.int64)
         lut[vocab] = np.arange(len(vocab))
         elem = lut[ds.site_z]
-        self.dropped: list[tuple[str, str]] = []
         bad_site = elem < 0
         if bad_site.any():
             crystal_of_site = np.repeat(np.arange(len(ds)), np.diff(ds.site_ptr))

@@ -16,6 +16,10 @@ class UnknownElementError(CrystalARError, ValueError):
     """A crystal contains an element outside the model's element vocabulary."""
 
 
+class TooManyAtomsError(CrystalARError, ValueError):
+    """A crystal has more atoms in its primitive cell than the model allows (``ModelConfig.max_atoms``)."""
+
+
 class CheckpointFormatError(CrystalARError, ValueError):
     """A checkpoint directory is missing, incomplete or written in an unsupported format version."""
 

@@ -83,31 +83,51 @@ class _Categorical(Categorical):
         super().__init__(logits=logits, validate_args=False)
         self.raw_logits = logits
 
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log-probability; a row whose entries are all masked gives -inf (not NaN) for every value."""
+        lse = torch.logsumexp(self.raw_logits, -1, keepdim=True)
+        lp = self.raw_logits - torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+        return lp.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
+
     def log_prob_terms(self, value: Tensor) -> tuple[Tensor, Tensor]:
         return self.log_prob(value), _lse_sq(self.raw_logits)
 
 
 # ------------------------------------------------------------------------------------------- space group
 class SpaceGroupPrior(nn.Module):
-    """p(G): 230 learned logits. ``forward(batch_size)`` returns a ``Categorical`` over G - 1."""
+    """p(G): 230 learned logits. ``forward(batch_size, allowed)`` returns a ``Categorical`` over G - 1.
+
+    ``allowed`` (230,) or (B, 230) bool masks groups (the model passes the groups that can hold at least one
+    element within its atom budget, :mod:`.masks`); the categorical renormalises over the rest.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.logits = nn.Parameter(torch.zeros(NUM_SPACE_GROUPS))
 
-    def forward(self, batch_size: int) -> _Categorical:
-        return _Categorical(self.logits.expand(batch_size, NUM_SPACE_GROUPS))
+    def forward(self, batch_size: int, allowed: Tensor | None = None) -> _Categorical:
+        logits = self.logits.expand(batch_size, NUM_SPACE_GROUPS)
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed.expand(batch_size, NUM_SPACE_GROUPS), NEG_INF)
+        return _Categorical(logits)
 
 
 class SpaceGroupGivenComposition(nn.Module):
-    """p(G | C): an MLP on the element-occupancy (multi-hot) vector -> ``Categorical`` over G - 1."""
+    """p(G | C): an MLP on the element-occupancy (multi-hot) vector -> ``Categorical`` over G - 1.
+
+    ``allowed`` (B, 230) bool masks groups (the model passes the groups that can hold |C| distinct elements
+    within its atom budget, :mod:`.masks`); the categorical renormalises over the rest.
+    """
 
     def __init__(self, num_elements: int, hidden: int, layers: int = 2) -> None:
         super().__init__()
         self.net = mlp(num_elements, hidden, NUM_SPACE_GROUPS, layers + 1)
 
-    def forward(self, comp: Tensor) -> _Categorical:
-        return _Categorical(self.net(comp))
+    def forward(self, comp: Tensor, allowed: Tensor | None = None) -> _Categorical:
+        logits = self.net(comp)
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, NEG_INF)
+        return _Categorical(logits)
 
 
 # ------------------------------------------------------------------------------------------ composition
@@ -116,18 +136,21 @@ class CompositionDistribution(Distribution):
 
     p(C) = p(stop | C) prod_i p(a_i | a_<i, context) with a_1 < a_2 < ... in vocabulary order: at each step
     the elements up to the last one chosen are masked, and stop is masked before the first element, so
-    every non-empty set has exactly one sequence and the masses of all sets sum to 1.
+    every non-empty set has exactly one sequence and the masses of all sets sum to 1. With ``max_size`` m,
+    elements are masked once m have been chosen (stop is then forced): the masses of the sets of at most m
+    elements sum to 1.
     """
 
     arg_constraints: dict[str, Any] = {}
     support = constraints.independent(constraints.boolean, 1)
 
-    def __init__(self, factor: CompositionFactor, context: Tensor) -> None:
+    def __init__(self, factor: CompositionFactor, context: Tensor, max_size: Tensor | None = None) -> None:
         self.factor, self.context = factor, context
+        self.max_size = max_size  # (B,) the most elements a set may have (None: the vocabulary size)
         super().__init__(batch_shape=context.shape[:1], event_shape=(factor.num_elements,), validate_args=False)
 
     def log_prob_terms(self, value: Tensor) -> tuple[Tensor, Tensor]:
-        return self.factor.sequence_log_prob(self.context, value)
+        return self.factor.sequence_log_prob(self.context, value, self.max_size)
 
     def log_prob(self, value: Tensor) -> Tensor:
         return self.log_prob_terms(value)[0]
@@ -136,7 +159,7 @@ class CompositionDistribution(Distribution):
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
         if tuple(sample_shape):
             raise NotImplementedError("sample one set per batch element (sample_shape=())")
-        return self.factor.sample_sets(self.context)
+        return self.factor.sample_sets(self.context, max_size=self.max_size)
 
 
 class CompositionFactor(nn.Module):
@@ -167,8 +190,11 @@ class CompositionFactor(nn.Module):
         nn.init.zeros_(self.g_emb.weight)
         self.rho = mlp(hidden, hidden, v + 1, layers + 1)
 
-    def forward(self, space_group: Tensor | None, batch_size: int | None = None) -> CompositionDistribution:
-        """p(C | G) for ``space_group`` (B,) in 1..230, or p(C) when it is ``None`` (needs ``batch_size``)."""
+    def forward(
+        self, space_group: Tensor | None, batch_size: int | None = None, max_size: Tensor | None = None
+    ) -> CompositionDistribution:
+        """p(C | G) for ``space_group`` (B,) in 1..230, or p(C) when it is ``None`` (needs ``batch_size``);
+        ``max_size`` (B,): the most elements a set may have (the model's atom budget, :mod:`.masks`)."""
         if space_group is None:
             assert batch_size is not None
             g = torch.zeros(
@@ -179,15 +205,26 @@ class CompositionFactor(nn.Module):
             )
         else:
             return CompositionDistribution(
-                self, self.g_proj(self.sg_features[space_group - 1]) + self.g_emb(space_group - 1)
+                self, self.g_proj(self.sg_features[space_group - 1]) + self.g_emb(space_group - 1), max_size
             )
-        return CompositionDistribution(self, self.g_proj(g))
+        return CompositionDistribution(self, self.g_proj(g), max_size)
 
     def _embed(self, elements: Tensor) -> Tensor:
         return self.phi(self.elem_proj(self.elem_emb(elements)))
 
-    def _step_logits(self, context: Tensor, set_sum: Tensor, last: Tensor) -> Tensor:
-        """Masked logits (..., V + 1). ``last`` = vocabulary index of the last element, V if none."""
+    def _step_logits(
+        self,
+        context: Tensor,
+        set_sum: Tensor,
+        last: Tensor,
+        room: Tensor | None = None,
+        allowed_elements: Tensor | None = None,
+        next_required: Tensor | None = None,
+    ) -> Tensor:
+        """Masked logits (..., V + 1). ``last`` = vocabulary index of the last element, V if none; ``room``
+        (...,) bool: whether another element may still be added (size limit); ``allowed_elements`` (..., V)
+        bool and ``next_required`` (...,) the smallest required vocabulary index not yet chosen (V if none):
+        sampling constraints (elements after it would skip it, and stop is masked while it exists)."""
         h = set_sum + self.last_emb(last) + context
         logits = self.rho(torch.nn.functional.silu(h))
         ar = torch.arange(self.num_elements + 1, device=logits.device)
@@ -195,10 +232,19 @@ class CompositionFactor(nn.Module):
         last_idx = torch.where(first, torch.full_like(last, -1), last)
         allowed = ar > last_idx.unsqueeze(-1)
         allowed[..., self.stop] = ~first
+        if room is not None:
+            allowed[..., : self.stop] &= room.unsqueeze(-1)
+        if allowed_elements is not None:
+            allowed[..., : self.stop] &= allowed_elements
+        if next_required is not None:
+            allowed[..., : self.stop] &= ar[: self.stop] <= next_required.unsqueeze(-1)
+            allowed[..., self.stop] &= next_required == self.stop
         return logits.masked_fill(~allowed, NEG_INF)
 
-    def sequence_log_prob(self, context: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        """log p(C) and z-loss term for multi-hot ``value`` (B, V)."""
+    def sequence_log_prob(
+        self, context: Tensor, value: Tensor, max_size: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """log p(C) and z-loss term for multi-hot ``value`` (B, V); sets larger than ``max_size`` get -inf."""
         bsz, v = value.shape
         present = value > 0.5
         n = present.sum(1)
@@ -214,22 +260,50 @@ class CompositionFactor(nn.Module):
         last = torch.where(valid, last, torch.full_like(last, self.stop))
         emb = self._embed(idx.clamp(max=v - 1)) * (steps[None, :k] < n[:, None]).unsqueeze(-1)
         set_sum = torch.cat([torch.zeros_like(emb[:, :1]), emb.cumsum(1)], 1)  # exclusive prefix sums
-        logits = self._step_logits(context[:, None, :], set_sum, last)
-        logp = torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        room = None if max_size is None else steps[None, :] < max_size[:, None]
+        logits = self._step_logits(context[:, None, :], set_sum, last, room)
+        lse = torch.logsumexp(logits, -1, keepdim=True)  # -inf where every choice is masked (no set fits)
+        logp = (logits - torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))).gather(-1, target.unsqueeze(-1))
+        logp = logp.squeeze(-1)
         logp = torch.where(valid, logp, torch.zeros_like(logp)).sum(1)
         zsq = torch.where(valid, _lse_sq(logits), torch.zeros_like(logp[:, None])).sum(1)
         return logp, zsq
 
     @torch.no_grad()
-    def sample_sets(self, context: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Ancestral sampling of element sets, multi-hot (B, V)."""
+    def sample_sets(
+        self,
+        context: Tensor,
+        generator: torch.Generator | None = None,
+        max_size: Tensor | None = None,
+        allowed_elements: Tensor | None = None,
+        required: Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        """Ancestral sampling of element sets, multi-hot (B, V).
+
+        ``max_size`` (B,): the most elements; ``allowed_elements`` (V,) or (B, V) bool: C is a subset;
+        ``required`` (V,) or (B, V) bool: C is a superset (the caller ensures |required| <= max_size and
+        required within allowed). ``temperature`` divides the logits."""
         bsz = context.shape[0]
-        out = torch.zeros(bsz, self.num_elements, device=context.device)
+        v = self.num_elements
+        out = torch.zeros(bsz, v, device=context.device, dtype=context.dtype)
         last = torch.full((bsz,), self.stop, dtype=torch.long, device=context.device)
         set_sum = torch.zeros_like(context)
         done = torch.zeros(bsz, dtype=torch.bool, device=context.device)
-        for _ in range(self.num_elements + 1):
-            probs = torch.softmax(self._step_logits(context, set_sum, last), -1)
+        size = torch.zeros(bsz, dtype=torch.long, device=context.device)
+        allow = None if allowed_elements is None else allowed_elements.to(context.device).expand(bsz, v)
+        req = None if required is None else required.to(context.device).expand(bsz, v).clone()
+        ar = torch.arange(v, device=context.device)
+        for _ in range(v + 1):
+            room = None if max_size is None else size < max_size
+            nxt, step_allow = None, allow
+            if req is not None:
+                nxt = torch.where(req, ar, torch.full_like(ar, v)).min(-1).values
+                if max_size is not None:  # an optional element only while the required ones still fit
+                    optional = size + 1 + req.sum(-1) <= max_size
+                    step_allow = (req | optional.unsqueeze(-1)) & (allow if allow is not None else True)
+            logits = self._step_logits(context, set_sum, last, room, step_allow, nxt) / temperature
+            probs = torch.softmax(logits, -1)
             a = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             stop = (a == self.stop) | done
             done = stop
@@ -239,6 +313,9 @@ class CompositionFactor(nn.Module):
             out[~stop, e[~stop]] = 1.0
             set_sum = set_sum + self._embed(e) * (~stop).unsqueeze(-1)
             last = torch.where(stop, last, a)
+            size = size + (~stop).long()
+            if req is not None:
+                req[~stop, e[~stop]] = False
         return out
 
 
@@ -439,7 +516,12 @@ class LatticeFactor(nn.Module):
         return x.masked_fill(~ok, NEG_INF)
 
     def lattice_log_prob(
-        self, context: Tensor, space_group: Tensor, value: Tensor, noise: Tensor | None = None
+        self,
+        context: Tensor,
+        space_group: Tensor,
+        value: Tensor,
+        noise: Tensor | None = None,
+        temperature: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         family = self.family[space_group - 1]
         free = self.free[family]
@@ -448,10 +530,10 @@ class LatticeFactor(nn.Module):
         low, high = self.gamma_bounds(cond, family)
         h = self._features(context, cond if noise is None else cond + noise.double() * free)
         coarse, fine = idx // self.bins.n_fine, idx % self.bins.n_fine
-        cl = self._coarse_logits(h, low, high)
+        cl = self._coarse_logits(h, low, high) / temperature
         slots = torch.arange(6, device=h.device).expand_as(coarse)
         outside = (idx < low) | (idx > high)  # a bin with no mass (triclinic gamma, non-positive volume)
-        fl = self._fine_logits(h, coarse, slots, low, high).masked_fill(outside.unsqueeze(-1), 0.0)
+        fl = self._fine_logits(h, coarse, slots, low, high).masked_fill(outside.unsqueeze(-1), 0.0) / temperature
         lp = torch.log_softmax(cl, -1).gather(-1, coarse.unsqueeze(-1)).squeeze(-1) + torch.log_softmax(fl, -1).gather(
             -1, fine.unsqueeze(-1)
         ).squeeze(-1)
@@ -478,8 +560,11 @@ class LatticeFactor(nn.Module):
         return out.reshape(h.shape[0], -1)
 
     @torch.no_grad()
-    def sample_lattice(self, context: Tensor, space_group: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Ancestral sampling; returns the discretised lattice (bin centres and family-fixed values)."""
+    def sample_lattice(
+        self, context: Tensor, space_group: Tensor, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> Tensor:
+        """Ancestral sampling (logits divided by ``temperature``); returns the discretised lattice (bin centres
+        and family-fixed values)."""
         bsz = context.shape[0]
         family = self.family[space_group - 1]
         free = self.free[family]
@@ -490,9 +575,9 @@ class LatticeFactor(nn.Module):
             low, high = self.gamma_bounds(cond, family)
             h = self._features(context, cond)[:, j]
             c = torch.multinomial(
-                torch.softmax(self._coarse_logits(h, low[:, j], high[:, j]), -1), 1, generator=generator
+                torch.softmax(self._coarse_logits(h, low[:, j], high[:, j]) / temperature, -1), 1, generator=generator
             ).squeeze(-1)
             fl = self._fine_logits(h, c, torch.full_like(c, j), low[:, j], high[:, j])
-            f = torch.multinomial(torch.softmax(fl, -1), 1, generator=generator).squeeze(-1)
+            f = torch.multinomial(torch.softmax(fl / temperature, -1), 1, generator=generator).squeeze(-1)
             idx[:, j] = torch.where(free[:, j], c * nf + f, idx[:, j])
         return self.conditioning(self.bin_center(idx), family)

@@ -15,7 +15,7 @@ import torch
 from .checkpoint import load_model_state, read_meta, resolve_checkpoint
 from .config import Config
 from .data import ConversionReport, CrystalTensors, ProcessedDataset, convert_cifs, read_cdvae_csv
-from .errors import CheckpointFormatError, DataError
+from .errors import CheckpointFormatError, CrystalARError, DataError
 from .factors import LatticeBins
 from .model import LOGP_KEYS, CrystalARModel
 
@@ -84,7 +84,7 @@ def to_crystals(
             out.append((ident, ag.to_asu(s, symprec=symprec, angle_tolerance=angle_tolerance)))
         except Exception as exc:
             if strict:
-                if isinstance(exc, ag.AsuGeometryError):
+                if isinstance(exc, (ag.AsuGeometryError, CrystalARError)):
                     raise type(exc)(f"{ident}: {exc}") from exc
                 raise
             report.failures.append((ident, f"{type(exc).__name__}: {exc}"))
@@ -94,10 +94,16 @@ def to_crystals(
 
 @torch.no_grad()
 def score_dataset(
-    model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 4096, strict: bool = True
+    model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 1024, strict: bool = True
 ) -> pd.DataFrame:
-    """Per-crystal log-likelihood table (columns ``id`` and :data:`LOGP_KEYS`) of processed crystals."""
-    tensors = CrystalTensors(ds, model.vocabulary, strict=strict)
+    """Per-crystal log-likelihood table (columns ``id`` and :data:`LOGP_KEYS`) of processed crystals.
+
+    ``strict``: a crystal with an unknown element or more atoms than the model allows raises
+    (:class:`UnknownElementError`, :class:`TooManyAtomsError`); otherwise it is reported on stderr and skipped.
+    """
+    tensors = CrystalTensors(ds, model.vocabulary, strict=strict, max_atoms=model.cfg.max_atoms)
+    for ident, why in tensors.dropped:
+        print(f"  skipped {ident}: {why}", file=sys.stderr)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in LOGP_KEYS}
     for b in tensors.batches(batch_size):
         lp = model.log_prob(b)
@@ -116,9 +122,12 @@ def score_path(
     angle_tolerance: float = 5.0,
     strict: bool = True,
     workers: int = 1,
+    float64: bool = False,
 ) -> pd.DataFrame:
-    """Load the checkpoint, read and convert the input, and score it."""
+    """Load the checkpoint, read and convert the input, and score it (in float64 with ``float64``)."""
     model, _ = load_model(checkpoint)
+    if float64:
+        model = model.double()
     ids, items = read_input(path)
     crystals, report = to_crystals(ids, items, symprec, angle_tolerance, strict, workers)
     if report.failures:

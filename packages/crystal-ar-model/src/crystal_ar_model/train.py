@@ -82,7 +82,7 @@ def train(
     log: Callable[[str], None] = print,
     splits: DataSplits | None = None,
 ) -> Path:
-    """Train the global factors; returns the run directory. Works under ``torchrun`` (DDP, gloo/nccl)."""
+    """Train the model; returns the run directory. Works under ``torchrun`` (DDP, gloo/nccl)."""
     rank, world = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -119,13 +119,13 @@ def train(
     for rep in splits.reports:
         say(f"data {rep.summary()}")
     vocab = vocabulary_for(cfg.model)
-    train_t = CrystalTensors(splits.train, vocab, strict=False)
-    val_t = CrystalTensors(splits.val, vocab, strict=False)
+    train_t = CrystalTensors(splits.train, vocab, strict=False, max_atoms=cfg.model.max_atoms)
+    val_t = CrystalTensors(splits.val, vocab, strict=False, max_atoms=cfg.model.max_atoms)
     if train_t.dropped or val_t.dropped:
-        say(
-            f"data: {len(train_t.dropped)} train / {len(val_t.dropped)} val crystals left out "
-            "(element not in vocabulary)"
-        )
+        from collections import Counter
+
+        why = Counter(r.split(":", 1)[0] for _, r in train_t.dropped + val_t.dropped)
+        say(f"data: {len(train_t.dropped)} train / {len(val_t.dropped)} val crystals left out {dict(why)}")
 
     # ---- model, optimiser, resume
     ckpt = resolve_checkpoint(run) if resume else None
@@ -151,7 +151,9 @@ def train(
         say(f"resumed from {ckpt} (epoch {start_epoch - 1}, step {step})")
     net: Any = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+        # find_unused_parameters: a batch may have no polygon site, no multi-piece position, ... so some heads
+        # take no part in a step
+        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
 
     metrics_path = run / "metrics.jsonl"
     if is_main:
@@ -175,6 +177,7 @@ def train(
             "hash": splits.data_hash,
             "train_size": len(train_t),
             "val_size": len(val_t),
+            "left_out": {"train": train_t.dropped[:50], "val": val_t.dropped[:50]},
             "reports": [r.to_dict() | {"failures": r.failures[:50]} for r in splits.reports],
         },
         "world_size": world,
@@ -224,10 +227,10 @@ def train(
             }
             with open(metrics_path, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
+            parts = ", ".join(f"{k} {val_nll[f'nll_{k}']:.2f}" for k in FACTORS)
             say(
                 f"epoch {epoch}: train nll {train_nll['nll_total']:.3f}  val nll {val_nll['nll_total']:.3f} "
-                f"(sg {val_nll['nll_space_group']:.3f}, comp {val_nll['nll_composition']:.3f}, "
-                f"lattice {val_nll['nll_lattice']:.3f})  {rec['crystals_per_s']:.0f} crystals/s"
+                f"({parts})  {rec['crystals_per_s']:.0f} crystals/s"
             )
             if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
                 save_checkpoint(
