@@ -28,7 +28,7 @@ ALL_WITH_TEST_EXTRAS = [
     f"./{PACKAGES['asu_geometry']}[test,build]",
     f"./{PACKAGES['polygon_flows']}[test]",
     f"./{PACKAGES['crystal_ar_model']}[test]",
-    f"./{PACKAGES['crystal_eval']}[test]",
+    f"./{PACKAGES['crystal_eval']}[test,stability]",  # stability: CHGNet, weights in the wheel
 ]
 
 nox.options.sessions = ["tests"]

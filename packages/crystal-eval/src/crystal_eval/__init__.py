@@ -3,7 +3,8 @@
 Public API: :func:`evaluate` (everything at once) and one pure function per metric:
 :func:`structure_validity`, :func:`composition_validity`, :func:`uniqueness`, :func:`is_novel`,
 :func:`wasserstein`, :func:`js_distance`, :func:`cmd`, :func:`mean_pairwise_distance`, plus the
-feature functions :func:`crystalnn_fingerprint`, :func:`magpie_fingerprint`, :func:`symmetry_features`.
+feature functions :func:`crystalnn_fingerprint`, :func:`magpie_fingerprint`, :func:`symmetry_features`,
+and :func:`evaluate_stability` (ML-potential stability and S.U.N.; needs the extra ``crystal-eval[stability]``).
 The package does not import any model.
 """
 
@@ -32,14 +33,17 @@ from crystal_eval.metrics import (
     wasserstein,
     wyckoff_dim_histogram,
 )
-from crystal_eval.novelty import is_novel, structures_match, uniqueness
+from crystal_eval.novelty import is_novel, novelty_check, structures_match, uniqueness, uniqueness_checked
+from crystal_eval.stability import STABILITY_KEYS, StabilityConfig, evaluate_stability
 from crystal_eval.validity import composition_validity, structure_validity
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_SUBSETS",
     "METRIC_KEYS",
+    "STABILITY_KEYS",
+    "StabilityConfig",
     "EvalConfig",
     "EvalResult",
     "InputError",
@@ -48,12 +52,14 @@ __all__ = [
     "crystalnn_fingerprint",
     "evaluate",
     "evaluate_detailed",
+    "evaluate_stability",
     "format_table",
     "is_novel",
     "js_distance",
     "load_items",
     "magpie_fingerprint",
     "mean_pairwise_distance",
+    "novelty_check",
     "space_group_histogram",
     "standardise_magpie",
     "structure_validity",
@@ -61,6 +67,7 @@ __all__ = [
     "symmetry_features",
     "un_rate",
     "uniqueness",
+    "uniqueness_checked",
     "wasserstein",
     "wyckoff_dim_histogram",
 ]

@@ -66,6 +66,35 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"per-crystal limit for the CrystalNN fingerprint and for the StructureMatcher work (default "
         f"{DEFAULT_TIME_LIMIT:g}; 0 = none); a crystal past it counts as failed and is listed in --details",
     )
+    st = p.add_argument_group(
+        "stability (optional extra crystal-eval[stability]; ML-potential stability with CHGNet, not DFT)"
+    )
+    st.add_argument(
+        "--stability",
+        action="store_true",
+        help="relax the U.N. crystals with CHGNet and report stable_rate, stable_rate_0, sun_rate, sun_rate_0, "
+        "the median relaxation RMSD and the fraction keeping its space group",
+    )
+    st.add_argument(
+        "--hull",
+        choices=("ml", "dft"),
+        default="ml",
+        help="reference hull: ml = single points of the potential on the reference crystals (default, "
+        "self-consistent), dft = the CSVs' DFT formation energies",
+    )
+    st.add_argument(
+        "--stability-reference",
+        nargs="+",
+        metavar="CSV",
+        help="CSVs the reference hull is built from (default: the --train and --test files)",
+    )
+    st.add_argument("--potential-model", default="0.3.0", help="CHGNet weights shipped in the wheel (0.3.0)")
+    st.add_argument("--relax-fmax", type=float, default=0.05, help="FIRE force threshold, eV/Å (0.05)")
+    st.add_argument("--relax-steps", type=int, default=300, help="FIRE step cap (300)")
+    st.add_argument(
+        "--relax-time-limit", type=float, default=60.0, metavar="SECONDS",
+        help="per-crystal relaxation time limit (60; 0 = none); past it the crystal is not stable",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default 0 = all cores)")
     p.add_argument("--cache-dir", help=f"feature cache folder (default ${ENV_VAR} or ~/.cache/crystal-eval)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
@@ -82,6 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from crystal_eval.io import InputError
 
     try:
+        stability = None
+        if args.stability:
+            from functools import partial
+
+            from crystal_eval.potential import CHGNetPotential, require_extra
+            from crystal_eval.stability import StabilityConfig, _chgnet_id
+
+            require_extra()
+            stability = StabilityConfig(
+                potential=partial(CHGNetPotential, args.potential_model),
+                potential_id=_chgnet_id(args.potential_model),
+                potential_label=f"CHGNet {args.potential_model}",
+                reference=args.stability_reference,
+                hull=args.hull,
+                fmax=args.relax_fmax,
+                max_steps=args.relax_steps,
+                time_limit=args.relax_time_limit if args.relax_time_limit > 0 else None,
+            )
+            stability.validate()
         cfg = EvalConfig(
             n_eval=args.n_eval,
             n_un=args.n_un,
@@ -91,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             angle_tolerance=args.angle_tolerance,
             cmd_moments=args.cmd_moments,
             time_limit=args.time_limit if args.time_limit > 0 else None,
+            stability=stability,
             n_jobs=args.jobs or None,
             progress=not args.quiet,
         )
@@ -128,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"time limit: {meta['n_fingerprint_time_limit']} fingerprints and {meta['n_un_time_limit']} "
             "U.N. checks ran into it (counted as failed; reasons in --details)"
         )
+    if result.report.get("stability_meta"):
+        from crystal_eval.stability import format_stability
+
+        print(format_stability(result.report))
     for w in meta["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(f"report written to {out}")

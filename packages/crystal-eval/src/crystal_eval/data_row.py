@@ -5,7 +5,8 @@
 Uses the full CDVAE files ``DATA_DIR/mp_20/{train,val,test}.csv`` when present, else the partial files
 ``DATA_DIR/mp_20_partial/{train.first1000,val.partial,test.partial}.csv.xz``: samples = test, novelty
 against train + val, distributions, CMD and diversity of the U.N. test crystals of the valid draw
-against the whole test file (the paper's protocol). Writes ``report.json``, ``details.csv`` and
+against the whole test file (the paper's protocol). With ``--stability`` the reference hull is built
+from train + val only (the test crystals play the generated ones). Writes ``report.json``, ``details.csv`` and
 ``plots/`` into the output folder and prints the table. Extra arguments go to ``crystal-eval``.
 """
 
@@ -48,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     cmd = [str(test), "--train", *map(str, train), "--test", str(test), "-o", str(out / "report.json")]
     cmd += ["--details", str(out / "details.csv"), "--plots", str(out / "plots"), "--label", label, *rest]
+    if "--stability" in rest and "--stability-reference" not in rest:
+        cmd += ["--stability-reference", *map(str, train)]  # the test crystals are the "generated" ones
     print("crystal-eval " + " ".join(cmd))
     return cli_main(cmd)
 

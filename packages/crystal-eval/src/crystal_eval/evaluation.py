@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,9 @@ from crystal_eval.novelty import ANGLE_TOL, LTOL, STOL, NoveltyResult, novelty_c
 from crystal_eval.parallel import pmap
 from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
 from crystal_eval.validity import DEFAULT_CUTOFF, DEFAULT_MIN_VOLUME, validity_rate
+
+if TYPE_CHECKING:
+    from crystal_eval.stability import StabilityConfig
 
 FEATURE_VERSION = 1
 
@@ -105,6 +108,7 @@ class EvalConfig:
     angle_tol: float = ANGLE_TOL
     cnn_symmetry_reduce: bool = True
     time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per crystal and stage; None or <= 0: no limit
+    stability: StabilityConfig | None = None  # ML-potential stability of the U.N. crystals (extra 'stability')
     n_jobs: int | None = None
     progress: bool = True
 
@@ -471,6 +475,20 @@ def evaluate_detailed(
         standardise_magpie(np.array(mag, dtype=float).reshape(-1, 132))
     )
     report = {k: _nan_to_none(float(v)) for k, v in report.items()}
+    stab = None
+    if cfg.stability is not None:
+        from crystal_eval.stability import evaluate_stability
+
+        scfg = cfg.stability
+        if scfg.n_jobs is None:
+            scfg.n_jobs = cfg.n_jobs
+        scfg.progress = scfg.progress and cfg.progress
+        hull_files = scfg.reference or [
+            *([train] if isinstance(train, (str, Path)) else train),
+            *([test] if isinstance(test, (str, Path)) else test),
+        ]
+        stab = evaluate_stability([items[i] for i in un_members], len(un_idx), hull_files, scfg, cache)
+        report.update(stab.report)
 
     train_paths = [str(p) for p in ([train] if isinstance(train, (str, Path)) else train)]
     test_paths = [str(p) for p in ([test] if isinstance(test, (str, Path)) else test)]
@@ -489,7 +507,7 @@ def evaluate_detailed(
         "n_fingerprint_time_limit": sum(r.cnn_time_limit is not None for r in rich.values()),
         "n_un_time_limit": len(un_errors),
         "config": {
-            f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("progress", "n_jobs")
+            f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("progress", "n_jobs", "stability")
         },
         "conventions": {
             "percentages": "structural_validity, compositional_validity and un_rate are in percent",
@@ -543,6 +561,12 @@ def evaluate_detailed(
             "in_un_members": [i in un_set for i in range(len(items))],
         }
     )
+    if stab is not None:
+        for col in stab.details.columns:
+            values = [None] * len(items)
+            for row, i in enumerate(un_members):
+                values[i] = stab.details[col].iloc[row]
+            details[col] = values
     plot_data = {  # each plot shows the population of its metric
         "sample_space_groups": [rich[i].space_group for i in subset("jsd_space_group")],
         "test_space_groups": testref.space_groups,
@@ -599,6 +623,15 @@ def format_table(report: Mapping[str, Any], label: str = "samples") -> str:
         ("Div. struct", "diversity_structure", "{:.4f}"),
         ("Div. comp", "diversity_composition", "{:.3f}"),
     ]
+    if report.get("stability_meta"):
+        cols += [
+            ("Stable %", "stable_rate", "{:.2f}"),
+            ("Stable_0 %", "stable_rate_0", "{:.2f}"),
+            ("S.U.N. %", "sun_rate", "{:.2f}"),
+            ("S.U.N._0 %", "sun_rate_0", "{:.2f}"),
+            ("RMSD A", "relax_rmsd_median", "{:.3f}"),
+            ("SG kept %", "sg_kept_rate", "{:.1f}"),
+        ]
     head = ["model"] + [c[0] for c in cols]
     vals = [label] + [fmt.format(report[k]) if report.get(k) is not None else "n/a" for _, k, fmt in cols]
     widths = [max(len(h), len(v)) for h, v in zip(head, vals, strict=True)]

@@ -1,0 +1,401 @@
+"""ML-potential stability and the S.U.N. rate (``crystal-eval --stability``, extra ``crystal-eval[stability]``).
+
+For each crystal of the U.N. subset (the unique-and-novel crystals of the valid draw):
+
+1. relax cell and positions with the potential (FIRE on ``FrechetCellFilter``, ``fmax`` eV/Å, at most
+   ``max_steps`` steps, at most ``time_limit`` seconds; a relaxation that stops at the step cap keeps
+   its last energy and is counted in ``meta``);
+2. E_hull of the relaxed energy against the reference hull (:mod:`crystal_eval.hull`);
+3. the RMS displacement of the relaxation and whether the space group survives it.
+
+Figures (percentages; MatterGen's definitions, Zeni et al., Nature 639, 624 (2025)):
+
+* ``stable_rate``: % of the U.N. crystals with E_hull <= 0.1 eV/atom; ``stable_rate_0``: E_hull <= 0;
+* ``sun_rate`` / ``sun_rate_0``: the stable U.N. crystals as a % of the whole U.N. draw (the valid draw
+  of ``n_un`` crystals), i.e. stable AND unique AND novel over all drawn;
+* ``relax_rmsd_median`` (Å): median over relaxed crystals of ``sqrt(mean_i |L' (d_i - <d>)|^2)``, where
+  ``d_i`` is atom i's fractional displacement (minimum image), ``<d>`` its mean (a rigid drift is not a
+  displacement) and ``L'`` the relaxed lattice;
+* ``sg_kept_rate``: % of relaxed crystals whose space group (spglib, symprec 0.1, angle 5°) is unchanged.
+
+A crystal whose relaxation fails, times out, or whose E_hull cannot be computed (an element absent from
+the reference hull) counts as not stable (it stays in the denominators) and is listed with the reason.
+Every output says "ML-potential stability (<potential>), not DFT".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Structure
+
+from crystal_eval.cache import FeatureCache
+from crystal_eval.hull import (
+    HullMode,
+    ReferenceEnergies,
+    ReferenceHull,
+    build_reference_energies,
+    composition_dict,
+    energies_cache_key,
+    parse_for_hull,
+)
+from crystal_eval.io import InputError, Item, item_key, item_to_structure, items_from_structures
+from crystal_eval.parallel import pmap
+from crystal_eval.potential import CHGNetPotential, Potential, require_extra
+from crystal_eval.timelimit import TimeLimitExceeded, time_limit
+
+STABILITY_KEYS: tuple[str, ...] = (
+    "stable_rate",
+    "stable_rate_0",
+    "sun_rate",
+    "sun_rate_0",
+    "relax_rmsd_median",
+    "sg_kept_rate",
+)
+STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen)
+RELAX_VERSION = 1
+
+
+def _chgnet_id(model_name: str) -> str:
+    try:
+        pkg = version("chgnet")
+    except PackageNotFoundError:
+        pkg = "not installed"
+    return f"CHGNet {model_name} (chgnet {pkg})"
+
+
+@dataclass
+class StabilityConfig:
+    """Knobs of the stability evaluation.
+
+    ``potential`` is a picklable zero-argument factory returning a :class:`~crystal_eval.potential.Potential`
+    (called once per worker process) and ``potential_id`` names it in cache keys and labels; the default
+    is CHGNet 0.3.0 from the ``chgnet`` wheel. ``reference``: the CSVs the hull is built from (None: the
+    evaluation's train + test files). ``hull``: ``"ml"`` (default) or ``"dft"`` (see :mod:`crystal_eval.hull`).
+    """
+
+    potential: Callable[[], Potential] = field(default_factory=lambda: partial(CHGNetPotential, "0.3.0"))
+    potential_id: str = field(default_factory=lambda: _chgnet_id("0.3.0"))
+    potential_label: str = "CHGNet 0.3.0"
+    reference: list[str] | None = None
+    hull: HullMode = "ml"
+    fmax: float = 0.05  # eV/Å, on forces and (filter-scaled) stresses
+    max_steps: int = 300
+    time_limit: float | None = 60.0  # seconds per relaxation; None or <= 0: none
+    threshold: float = STABLE_THRESHOLD
+    symprec: float = 0.1
+    angle_tolerance: float = 5.0
+    n_jobs: int | None = None
+    progress: bool = True
+    chunk: int = 32  # reference structures per single-point task
+
+    def validate(self) -> None:
+        """Raise ValueError for inconsistent settings."""
+        if self.hull not in ("ml", "dft"):
+            raise ValueError(f"hull must be 'ml' or 'dft', got {self.hull!r}")
+        if not (self.fmax > 0 and self.max_steps >= 1):
+            raise ValueError("fmax must be > 0 and max_steps >= 1")
+
+    @property
+    def label(self) -> str:
+        """The honest label printed with every stability figure."""
+        return f"ML-potential stability ({self.potential_label}), not DFT"
+
+
+@dataclass
+class RelaxRecord:
+    """One crystal's relaxation (what the per-crystal cache holds)."""
+
+    composition: dict[str, float] = field(default_factory=dict)
+    energy_per_atom: float = float("nan")
+    rmsd: float = float("nan")
+    steps: int = 0
+    converged: bool = False
+    sg_before: int | None = None
+    sg_after: int | None = None
+    error: str | None = None
+    time_limit: float | None = None  # the limit the relaxation ran into, if it did
+
+
+# ----------------------------------------------------------------------------- per-process potential
+
+_POTENTIAL: dict[str, Potential] = {}
+
+
+def _potential(factory: Callable[[], Potential], potential_id: str) -> Potential:
+    """The potential of this process (loaded once; one torch thread)."""
+    if potential_id not in _POTENTIAL:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        _POTENTIAL[potential_id] = factory()
+    return _POTENTIAL[potential_id]
+
+
+def _work_single_points(cifs: list[str], factory, potential_id: str) -> list[tuple[dict[str, float], float]]:
+    pot = _potential(factory, potential_id)
+    structs = [parse_for_hull(c) for c in cifs]
+    ok = [s for s in structs if s is not None]
+    energies = iter(pot.energies_per_atom(ok))
+    return [(composition_dict(s), next(energies)) if s is not None else ({}, float("nan")) for s in structs]
+
+
+def relax_rmsd(before: Structure, after: Structure) -> float:
+    """RMS displacement (Å) of a relaxation: minimum-image fractional displacements, mean drift removed,
+    expressed in the relaxed lattice."""
+    d = np.asarray(after.frac_coords) - np.asarray(before.frac_coords)
+    d -= np.round(d)
+    d -= d.mean(axis=0)
+    cart = d @ np.asarray(after.lattice.matrix)
+    return float(np.sqrt(np.mean(np.sum(cart**2, axis=1))))
+
+
+def _space_group(s: Structure, symprec: float, angle_tolerance: float) -> int | None:
+    from crystal_eval.features import symmetry_features
+
+    sg, _, err = symmetry_features(s, symprec, angle_tolerance)
+    return None if err else sg
+
+
+def relax_one(structure: Structure, potential: Potential, cfg: StabilityConfig) -> RelaxRecord:
+    """Relax one crystal and measure it (never raises; failures and time-outs are recorded)."""
+    rec = RelaxRecord(composition=composition_dict(structure))
+    limit = cfg.time_limit if cfg.time_limit and cfg.time_limit > 0 else None
+    try:
+        rec.sg_before = _space_group(structure, cfg.symprec, cfg.angle_tolerance)
+        with time_limit(limit, "relaxation"):
+            out = potential.relax(structure, cfg.fmax, cfg.max_steps)
+    except TimeLimitExceeded as exc:
+        rec.error, rec.time_limit = f"TimeLimitExceeded: {exc}", limit
+        return rec
+    except Exception as exc:
+        rec.error = f"relaxation failed: {type(exc).__name__}: {exc}"
+        return rec
+    rec.energy_per_atom, rec.steps, rec.converged = out.energy_per_atom, out.steps, out.converged
+    if len(out.structure) == len(structure):
+        rec.rmsd = relax_rmsd(structure, out.structure)
+    rec.sg_after = _space_group(out.structure, cfg.symprec, cfg.angle_tolerance)
+    return rec
+
+
+def _work_relax(item: Item, factory, potential_id: str, cfg: StabilityConfig) -> RelaxRecord:
+    try:
+        s = item_to_structure(item)
+    except Exception as exc:
+        return RelaxRecord(error=f"not built: {exc}")
+    try:
+        pot = _potential(factory, potential_id)
+    except Exception as exc:
+        return RelaxRecord(composition=composition_dict(s), error=f"potential failed to load: {exc}")
+    return relax_one(s, pot, cfg)
+
+
+# ----------------------------------------------------------------------------- reference hull
+
+
+def _check_extra(cfg: StabilityConfig) -> None:
+    """The shipped CHGNet potential needs the extra; a plugged-in potential brings its own dependencies."""
+    factory = cfg.potential
+    if factory is CHGNetPotential or (isinstance(factory, partial) and factory.func is CHGNetPotential):
+        require_extra()
+
+
+def reference_hull(
+    paths: Sequence[str | Path], cfg: StabilityConfig | None = None, cache: FeatureCache | None = None
+) -> ReferenceHull:
+    """The reference hull of ``paths`` (single points cached on disk under file hashes + potential id)."""
+    cfg = cfg or StabilityConfig()
+    cache = cache if cache is not None else FeatureCache(None)
+    paths = [str(p) for p in paths]
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"stability reference file not found: {p}")
+    key = energies_cache_key(paths, cfg.potential_id)
+    hit = cache.get(key)
+    if isinstance(hit, dict):
+        energies = ReferenceEnergies(**hit)
+    else:
+        _check_extra(cfg)
+
+        def single_points(cifs: list[str]) -> list[tuple[dict[str, float], float]]:
+            chunks = [cifs[i : i + cfg.chunk] for i in range(0, len(cifs), cfg.chunk)]
+            work = partial(_work_single_points, factory=cfg.potential, potential_id=cfg.potential_id)
+            res = pmap(work, chunks, cfg.n_jobs, desc="reference hull: single points", progress=cfg.progress,
+                       chunksize=1)  # fmt: skip
+            return [r for chunk in res for r in chunk]
+
+        energies = build_reference_energies(paths, single_points, cfg.potential_id)
+        cache.put(key, asdict(energies))
+    return ReferenceHull(cfg.hull, energies)
+
+
+def _relax_key(cfg: StabilityConfig) -> str:
+    blob = json.dumps(
+        [RELAX_VERSION, cfg.potential_id, cfg.fmax, cfg.max_steps, cfg.symprec, cfg.angle_tolerance,
+         version("pymatgen")]  # fmt: skip
+    )
+    return "relax:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class StabilityResult:
+    """The stability figures (``report``), one row per evaluated crystal (``details``) and the hull."""
+
+    report: dict[str, Any]
+    details: pd.DataFrame
+    hull: ReferenceHull
+
+
+def _pct(num: int, den: int) -> float | None:
+    return 100.0 * num / den if den else None
+
+
+def evaluate_stability(
+    crystals: Sequence[Structure | Item | None],
+    n_draw: int,
+    reference: Sequence[str | Path],
+    config: StabilityConfig | None = None,
+    cache: FeatureCache | None = None,
+) -> StabilityResult:
+    """Stability figures of ``crystals`` (the U.N. crystals) out of a draw of ``n_draw`` crystals.
+
+    Returns the six :data:`STABILITY_KEYS` (percentages, RMSD in Å; None when there is no crystal)
+    plus ``stability_meta`` (label, potential, hull, counts, failures, sanity figure of the hull).
+    Raises :class:`~crystal_eval.potential.MissingExtraError` without the extra and
+    :class:`~crystal_eval.io.InputError` for missing reference files.
+    """
+    cfg = config or StabilityConfig()
+    cfg.validate()
+    cache = cache if cache is not None else FeatureCache(None)
+    _check_extra(cfg)
+    items = list(crystals)
+    if items and not all(isinstance(x, Item) for x in items):
+        items = items_from_structures(items)  # type: ignore[arg-type]
+    hull = reference_hull(reference, cfg, cache)
+    keys = [f"{_relax_key(cfg)}:{item_key(it)}" for it in items]
+    got = cache.get_many(keys)
+    limit = cfg.time_limit if cfg.time_limit and cfg.time_limit > 0 else None
+    got = {
+        k: v
+        for k, v in got.items()
+        if not (v.time_limit is not None and (limit is None or limit > v.time_limit))
+    }
+    todo = [i for i, k in enumerate(keys) if k not in got]
+    if todo:
+        work = partial(_work_relax, factory=cfg.potential, potential_id=cfg.potential_id, cfg=cfg)
+        res = pmap(work, [items[i] for i in todo], cfg.n_jobs, desc="relaxations", progress=cfg.progress,
+                   chunksize=1)  # fmt: skip
+        new = {keys[i]: r for i, r in zip(todo, res, strict=True)}
+        cache.put_many(new)
+        got.update(new)
+    recs: list[RelaxRecord] = [got[k] for k in keys]
+
+    e_hull = np.full(len(recs), np.nan)
+    errors: list[str] = []
+    for i, r in enumerate(recs):
+        err = r.error or ""
+        if not err:
+            try:
+                e_hull[i] = hull.e_above_hull(r.composition, r.energy_per_atom)
+            except ValueError as exc:
+                err = f"E_hull: {exc}"
+        errors.append(err)
+    ok = np.isfinite(e_hull)
+    stable = ok & (np.nan_to_num(e_hull, nan=np.inf) <= cfg.threshold)
+    stable0 = ok & (np.nan_to_num(e_hull, nan=np.inf) <= 0.0)
+    relaxed = [r for r in recs if not r.error]
+    rmsds = [r.rmsd for r in relaxed if math.isfinite(r.rmsd)]
+    kept = [r.sg_before == r.sg_after for r in relaxed if r.sg_before is not None and r.sg_after is not None]
+    ref_eh = hull.reference_e_above_hull()
+    ref_ok = np.isfinite(ref_eh)
+    n = len(recs)
+    report: dict[str, Any] = {
+        "stable_rate": _pct(int(stable.sum()), n),
+        "stable_rate_0": _pct(int(stable0.sum()), n),
+        "sun_rate": _pct(int(stable.sum()), n_draw),
+        "sun_rate_0": _pct(int(stable0.sum()), n_draw),
+        "relax_rmsd_median": float(np.median(rmsds)) if rmsds else None,
+        "sg_kept_rate": _pct(sum(kept), len(kept)),
+    }
+    report["stability_meta"] = {
+        "label": cfg.label,
+        "potential": cfg.potential_id,
+        "n_evaluated": n,
+        "n_draw": n_draw,
+        "n_stable": int(stable.sum()),
+        "n_stable_0": int(stable0.sum()),
+        "n_relaxed": len(relaxed),
+        "n_failed": int(sum(bool(e) for e in errors)),
+        "n_time_limit": sum(r.time_limit is not None for r in recs),
+        "n_not_converged": sum(not r.converged for r in relaxed),
+        "n_space_group_compared": len(kept),
+        "e_hull_median": float(np.nanmedian(e_hull)) if ok.any() else None,
+        "config": {
+            "hull": cfg.hull,
+            "reference": [str(p) for p in reference],
+            "threshold_ev_per_atom": cfg.threshold,
+            "fmax_ev_per_angstrom": cfg.fmax,
+            "max_steps": cfg.max_steps,
+            "time_limit_s": limit,
+            "optimizer": "ASE FIRE on FrechetCellFilter (cell and positions)",
+            "symprec": cfg.symprec,
+            "angle_tolerance": cfg.angle_tolerance,
+        },
+        "hull": {
+            "n_reference": len(ref_eh),
+            "n_reference_failed": int((~ref_ok).sum()),
+            "reference_within_0.1_of_own_hull": float(np.mean(ref_eh[ref_ok] <= 0.1)) if ref_ok.any() else None,
+            "reference_on_own_hull_1e-6": float(np.mean(ref_eh[ref_ok] <= 1e-6)) if ref_ok.any() else None,
+            "fitted_mu_rms_ev_per_atom": hull.mu_rms if math.isfinite(hull.mu_rms) else None,
+            "n_fitted_elemental_references": len(set(hull.mu) - hull._elemental) if cfg.hull == "ml" else None,
+        },
+        "definitions": {
+            "stable_rate": f"% of evaluated (U.N.) crystals with E_hull <= {cfg.threshold} eV/atom after relaxation",
+            "stable_rate_0": "% of evaluated (U.N.) crystals with E_hull <= 0",
+            "sun_rate": "stable U.N. crystals as a % of the whole draw (n_draw)",
+            "sun_rate_0": "the same with E_hull <= 0",
+            "relax_rmsd_median": "median RMS displacement of the relaxation (Å), drift removed, relaxed lattice",
+            "sg_kept_rate": f"% of relaxed crystals with the same space group before and after (symprec {cfg.symprec})",
+            "failures": "failed or timed-out relaxations and crystals with an element outside the hull are not stable",
+        },
+    }
+    details = pd.DataFrame(
+        {
+            "e_hull": e_hull,
+            "stable": stable,
+            "relax_energy_per_atom": [r.energy_per_atom for r in recs],
+            "relax_rmsd": [r.rmsd for r in recs],
+            "relax_steps": [r.steps for r in recs],
+            "relax_converged": [r.converged for r in recs],
+            "space_group_relaxed": pd.array([r.sg_after for r in recs], dtype="Int64"),
+            "space_group_before_relax": pd.array([r.sg_before for r in recs], dtype="Int64"),
+            "stability_error": errors,
+        }
+    )
+    return StabilityResult(report=report, details=details, hull=hull)
+
+
+def format_stability(report: dict[str, Any]) -> str:
+    """A one-block text summary of the stability figures with their label."""
+    meta = report["stability_meta"]
+
+    def f(k: str, fmt: str) -> str:
+        return fmt.format(report[k]) if report.get(k) is not None else "n/a"
+
+    return (
+        f"{meta['label']}; hull '{meta['config']['hull']}' from {len(meta['config']['reference'])} file(s)\n"
+        f"  stable {f('stable_rate', '{:.2f}')} %  stable_0 {f('stable_rate_0', '{:.2f}')} %  "
+        f"S.U.N. {f('sun_rate', '{:.2f}')} %  S.U.N._0 {f('sun_rate_0', '{:.2f}')} %  "
+        f"RMSD median {f('relax_rmsd_median', '{:.3f}')} Å  space group kept {f('sg_kept_rate', '{:.1f}')} %\n"
+        f"  {meta['n_evaluated']} crystals evaluated of a draw of {meta['n_draw']}; {meta['n_failed']} failed "
+        f"({meta['n_time_limit']} time limit), {meta['n_not_converged']} stopped at the step cap"
+    )

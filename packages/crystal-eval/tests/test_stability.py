@@ -1,0 +1,152 @@
+"""ML-potential stability with CHGNet (extra ``crystal-eval[stability]``): the acceptance checks of issue 13.
+
+Small on purpose (CI relaxes about 20 crystals of <= 8 atoms, one thread): the hull is built from the
+60 committed fixture crystals, once per test process (module-scoped cache).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("chgnet", reason="the optional extra crystal-eval[stability] (chgnet) is not installed")
+
+from crystal_eval.cache import FeatureCache  # noqa: E402
+from crystal_eval.cli import main  # noqa: E402
+from crystal_eval.io import parse_cif  # noqa: E402
+from crystal_eval.stability import (  # noqa: E402
+    STABILITY_KEYS,
+    StabilityConfig,
+    evaluate_stability,
+    reference_hull,
+)
+from pymatgen.core import Structure  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+TRAIN, TEST = DATA / "mp20_train_small.csv", DATA / "mp20_test_small.csv"
+REFS = [TRAIN, TEST]
+CARBON = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "carbon_24"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> FeatureCache:
+    return FeatureCache(tmp_path_factory.mktemp("stability-cache"))
+
+
+def cfg(**kw) -> StabilityConfig:
+    return StabilityConfig(n_jobs=1, progress=False, **kw)
+
+
+def fixture_crystals(*rows: int) -> list[Structure]:
+    cifs = pd.read_csv(TEST)["cif"]
+    return [parse_cif(cifs[i]) for i in rows]
+
+
+def randomised(s: Structure, seed: int, min_distance: float = 1.0) -> Structure:
+    """Same composition and cell (hence the same density), atoms at uniformly random positions."""
+    rng = np.random.default_rng(seed)
+    for _ in range(10_000):
+        t = Structure(s.lattice, s.species, rng.random((len(s), 3)))
+        if t.distance_matrix[np.triu_indices(len(t), 1)].min() >= min_distance:
+            return t
+    raise RuntimeError("no random placement found")
+
+
+# (row of the test fixture, seed of its random-position twin): GaTe, SbNO, MnCuF6, CdPb2(ClO)2
+REAL = ((0, 0), (10, 0), (26, 1), (25, 3))
+
+
+def test_reference_crystals_near_hull_random_positions_far_above(cache: FeatureCache):
+    hull = reference_hull(REFS, cfg(), cache)
+    ref = hull.reference_e_above_hull()
+    assert np.isfinite(ref).all() and np.mean(ref <= 0.1) >= 0.9  # the sanity figure on 60 crystals
+    real = fixture_crystals(*(row for row, _ in REAL))
+    bad = [randomised(s, seed) for s, (_, seed) in zip(real, REAL, strict=True)]
+    config = cfg(max_steps=60, time_limit=None)
+    r_real = evaluate_stability(real, len(real), REFS, config, cache)
+    r_bad = evaluate_stability(bad, len(bad), REFS, config, cache)
+    e_real, e_bad = r_real.details.e_hull.to_numpy(), r_bad.details.e_hull.to_numpy()
+    print(f"E_hull real {np.round(e_real, 3)}, random positions {np.round(e_bad, 3)} eV/atom")
+    assert (e_real <= 0.1).all() and r_real.report["stable_rate"] == 100.0
+    assert np.isfinite(e_bad).all() and np.sum(e_bad > 0.1) >= 3 and e_bad.min() > e_real.max() + 0.05
+    assert r_bad.report["stable_rate"] <= 25.0
+
+
+def test_time_limit_counts_as_not_stable_and_a_larger_limit_retries(cache: FeatureCache):
+    crystal = fixture_crystals(1)
+    res = evaluate_stability(crystal, 4, REFS, cfg(time_limit=0.05), cache)
+    d = res.details.iloc[0]
+    assert d.stability_error.startswith("TimeLimitExceeded") and not d.stable and np.isnan(d.e_hull)
+    meta = res.report["stability_meta"]
+    assert meta["n_time_limit"] == 1 and meta["n_failed"] == 1
+    assert res.report["stable_rate"] == 0.0 and res.report["sun_rate"] == 0.0
+    again = evaluate_stability(crystal, 4, REFS, cfg(time_limit=None), cache)
+    assert again.details.stability_error.iloc[0] == "" and again.report["stable_rate"] == 100.0
+    assert again.report["sun_rate"] == 25.0  # 1 stable U.N. crystal of a draw of 4
+
+
+def test_cache_is_reused(cache: FeatureCache, monkeypatch: pytest.MonkeyPatch):
+    import crystal_eval.stability as st
+
+    crystals = fixture_crystals(2, 6)
+    first = evaluate_stability(crystals, 2, REFS, cfg(), cache).report
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed despite a warm cache")
+
+    monkeypatch.setattr(st, "_work_single_points", boom)
+    monkeypatch.setattr(st, "_work_relax", boom)
+    second = evaluate_stability(crystals, 2, REFS, cfg(), FeatureCache(cache.path.parent)).report
+    assert json.dumps(second, sort_keys=True) == json.dumps(first, sort_keys=True)
+
+
+def test_cli_stability_end_to_end(tmp_path: Path, cache: FeatureCache, capsys):
+    out, details = tmp_path / "r.json", tmp_path / "d.csv"
+    args = [str(DATA / "samples"), "--train", str(TRAIN), "--test", str(TEST), "-o", str(out), "--details"]
+    args += [str(details), "--stability", "--relax-steps", "20", "--jobs", "1", "-q", "--cache-dir"]
+    assert main([*args, str(cache.path.parent)]) == 0
+    rep = json.loads(out.read_text())
+    meta = rep["stability_meta"]
+    assert meta["label"] == "ML-potential stability (CHGNet 0.3.0), not DFT"
+    assert set(STABILITY_KEYS) <= set(rep) and all(rep[k] is not None for k in STABILITY_KEYS)
+    n_un = rep["meta"]["n_un"]
+    assert meta["n_draw"] == n_un and meta["n_evaluated"] == rep["meta"]["n_unique_and_novel"]
+    assert rep["sun_rate"] == pytest.approx(100 * meta["n_stable"] / n_un)
+    assert rep["stable_rate"] == pytest.approx(100 * meta["n_stable"] / meta["n_evaluated"])
+    d = pd.read_csv(details)
+    members = d[d.in_un_members]
+    assert members.e_hull.notna().sum() + (members.stability_error.fillna("") != "").sum() == len(members)
+    assert d[~d.in_un_members].e_hull.isna().all()
+    text = capsys.readouterr().out
+    assert "ML-potential stability (CHGNet 0.3.0), not DFT" in text and "S.U.N. %" in text
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not CARBON.is_dir(), reason=f"shared data not found at {CARBON}")
+def test_carbon24_against_dft_ground_truth(tmp_path: Path):
+    """Polymorphs DFT puts within 0.02 eV/atom of the lowest carbon come out (meta)stable, those more than
+    0.4 eV/atom above it do not. Hull: the 5 lowest-energy carbon_24 val rows (single points)."""
+    val = pd.read_csv(CARBON / "val.csv.xz")
+    test = pd.read_csv(CARBON / "test.csv.xz")
+    e_min = min(val.energy_per_atom.min(), test.energy_per_atom.min())
+    refs = tmp_path / "carbon_refs.csv"
+    val.nsmallest(5, "energy_per_atom").to_csv(refs, index=False)
+    test["above"] = test.energy_per_atom - e_min
+    test["n_atoms"] = [len(parse_cif(c)) for c in test.cif]
+    small = test[test.n_atoms <= 6].sort_values("material_id")
+    near, far = small[small.above <= 0.02].head(3), small[small.above > 0.4].head(3)
+    crystals = [parse_cif(c) for c in [*near.cif, *far.cif]]
+    config = cfg(max_steps=60, time_limit=None)
+    res = evaluate_stability(crystals, len(crystals), [refs], config, FeatureCache(tmp_path / "c"))
+    assert (res.details.stability_error == "").all()  # every crystal relaxed: the verdicts are physics
+    stable = res.details.stable.to_numpy()
+    tp, fn = int(stable[:3].sum()), int((~stable[:3]).sum())
+    fp, tn = int(stable[3:].sum()), int((~stable[3:]).sum())
+    e = np.round(res.details.e_hull.to_numpy(), 3)
+    print(f"carbon_24 confusion (stable: E_hull <= 0.1): near-DFT {tp} stable, {fn} not; far-DFT {fp} stable, {tn} not")
+    print(f"E_hull near {e[:3]}, far {e[3:]}")
+    assert tp == 3 and fp == 0
