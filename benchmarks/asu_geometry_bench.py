@@ -3,10 +3,12 @@
     python benchmarks/asu_geometry_bench.py [--csv FILE] [--rows 1000] [--points 100000]
 
 1. Loading the tables of all 230 groups (fresh process, so nothing is cached).
-2. ``to_asu`` structures/s on one core (median of timed passes after a first pass that also fills the
-   per-group caches; the first pass is printed too), on MP-20 rows (default: ../shared/data/mp_20_partial/
-   train.first1000.csv.xz when present, else the committed test fixture), next to pymatgen's
-   ``SpacegroupAnalyzer(...).get_symmetrized_structure()`` and pyxtal's ``from_seed`` on the same rows.
+2. ``to_asu`` (the normal form) structures/s on one core (median of timed passes after a first pass that
+   also fills the per-group caches; the first pass is printed too), on MP-20 rows (default:
+   ../shared/data/mp_20_partial/train.first1000.csv.xz when present, else the committed test fixture),
+   next to ``to_asu(..., canonical=False)`` (spglib's description, no normal form), spglib alone, pymatgen's
+   ``SpacegroupAnalyzer(...).get_symmetrized_structure()`` and pyxtal's ``from_seed`` on the same rows;
+   then the distribution of the number of candidate descriptions the normal form compared per crystal.
 3. ``to_asu_points`` (vectorised ``to_asu_point``) points/s on uniform random points for a few groups.
 """
 
@@ -53,9 +55,18 @@ def bench_to_asu(csv: Path, rows: int, passes: int = 5) -> None:
         for s in structures:
             ag.to_asu(s)
         rates.append(n / (time.perf_counter() - t))
-    print(f"to_asu: median {np.median(rates):.1f} structures/s over {passes} passes after the first (min "
-          f"{min(rates):.1f}, max {max(rates):.1f}; first pass with cold per-group caches {cold:.1f}; {n} rows of "
-          f"{csv.name}, one process)")
+    print(f"to_asu (normal form): median {np.median(rates):.1f} structures/s over {passes} passes after the first "
+          f"(min {min(rates):.1f}, max {max(rates):.1f}; first pass with cold per-group caches {cold:.1f}; {n} rows "
+          f"of {csv.name}, one process)")
+    raw_rates = []
+    for _ in range(passes):
+        t = time.perf_counter()
+        for s in structures:
+            ag.to_asu(s, canonical=False)
+        raw_rates.append(n / (time.perf_counter() - t))
+    print(f"to_asu(canonical=False) (spglib's description, no normal form): median {np.median(raw_rates):.1f} "
+          "structures/s")
+    bench_candidates(structures)
 
     import spglib
 
@@ -101,6 +112,24 @@ def bench_to_asu(csv: Path, rows: int, passes: int = 5) -> None:
             except Exception:  # pyxtal fails on some rows; time them all the same
                 pass
     print(f"pyxtal from_seed: {n / (time.perf_counter() - t):.1f} structures/s ({ok}/{n} succeeded)")
+
+
+def bench_candidates(structures: list) -> None:
+    """How many descriptions the normal form compares per crystal (normalizer images + anchored ones)."""
+    import asu_geometry as ag
+
+    reports = [ag.normal_form_report(ag.to_asu(s, canonical=False)) for s in structures]
+    total = np.array([r.candidates for r in reports])
+    images = np.array([r.normalizer_candidates for r in reports])
+    polar = np.array([ag.space_group(r.crystal.space_group).is_polar for r in reports])
+    bins = [(1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 10**9)]
+    hist = ", ".join(f"{lo if lo == hi else f'{lo}-{hi}' if hi < 10**9 else f'>{lo - 1}'}: "
+                     f"{int(((total >= lo) & (total <= hi)).sum())}" for lo, hi in bins)
+    print(f"candidate descriptions compared per crystal: median {np.median(total):.0f}, mean {total.mean():.1f}, "
+          f"max {total.max()} (normalizer images: median {np.median(images):.0f}, max {images.max()}; anchored "
+          f"descriptions of the {polar.sum()} polar crystals: median {np.median(total[polar] - images[polar]):.0f}, "
+          f"max {(total[polar] - images[polar]).max() if polar.any() else 0})")
+    print(f"  histogram: {hist}")
 
 
 def bench_points(n_points: int) -> None:

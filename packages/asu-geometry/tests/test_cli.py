@@ -63,7 +63,7 @@ def test_show_all_groups_format() -> None:
     for n in (1, 91, 139, 166, 227, 230):
         text = format_space_group(n)
         assert text.splitlines()[0] == f"Space group {n}: {ag.space_group(n).symbol}"
-        pieces = sum(len(wp.shapes) for wp in ag.wyckoff_positions(n))
+        pieces = sum(len(wp.shapes) + len(wp.anchored_shapes) for wp in ag.wyckoff_positions(n))
         assert sum(line.count("point (") + line.count("segment ") + line.count("polygon (")
                    + line.count("ASU interior") for line in text.splitlines()) == pieces
     assert "isolated contact point" in format_space_group(91)
@@ -84,6 +84,25 @@ def test_canonicalize_rutile(capsys: pytest.CaptureFixture[str]) -> None:
     crystal = ag.AsuCrystal.from_dict(d)
     assert crystal.num_atoms == 6
     assert ag.asu(136).contains(x, tol=1e-6)
+
+
+def test_canonicalize_raw_is_spglibs_description(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_main(capsys, "canonicalize", str(RUTILE), "--raw")
+    assert rc == 0
+    from asu_geometry.normalform import same_description
+
+    raw = ag.AsuCrystal.from_dict(json.loads(out))
+    assert not raw.anchored or not ag.space_group(raw.space_group).is_polar
+    assert same_description(ag.normal_form(raw), ag.to_asu(ag.read_structure(RUTILE)), 1e-9, 1e-9)
+
+
+def test_show_polar_group_lists_the_anchor(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_main(capsys, "show", "99")
+    assert rc == 0
+    assert "Polar group: free directions (0, 0, 1); anchor z = 0" in out
+    assert "  1a     point (0, 0, 0)" in out and "segment [(0, 0, 0) -- (1/2, 1/2, 0)]" in out
+    rc, out, _ = run_main(capsys, "show", "62")
+    assert "Polar group" not in out
 
 
 def test_canonicalize_round_trips_to_the_file(capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,6 +152,7 @@ def test_plot_axes_content() -> None:
     (["canonicalize", str(DATA / "garbage.cif")], "CifReadError"),
     (["canonicalize", str(DATA / "disordered_CuAu.cif")], "DisorderedStructureError"),
     (["canonicalize", str(DATA / "overlapping_atoms.cif")], "SymmetryNotFoundError"),
+    (["canonicalize", str(DATA / "dummy_species_Xx.cif")], "UnknownSpeciesError: site at"),
 ])
 def test_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
                                      needle: str) -> None:
@@ -180,10 +200,13 @@ def test_console_script_show_and_error() -> None:
     assert "outside 1..230" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_console_script_canonicalize_error() -> None:
-    bad = subprocess.run([*console_script(), "canonicalize", str(DATA / "disordered_CuAu.cif")],
+@pytest.mark.parametrize(("name", "needle"), [("disordered_CuAu.cif", "DisorderedStructureError"),
+                                              ("dummy_species_Xx.cif", "UnknownSpeciesError")])
+def test_console_script_canonicalize_error(name: str, needle: str) -> None:
+    bad = subprocess.run([*console_script(), "canonicalize", str(DATA / name)],
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "DisorderedStructureError" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0
 
 
 def test_output_piped_into_a_pager_that_closes_early_is_not_an_error():

@@ -65,19 +65,31 @@ def test_round_trip_on_shared_mp20_partial(name, start):
 
 
 def test_sites_are_ordered_and_inside_their_shapes(mp20_fixture):
-    for cif in mp20_fixture.cif[:60]:
+    """Sites by (Wyckoff index, Z, coordinates); in a polar group site 0 is the anchored site, on the anchor
+    and on an anchored shape, and comes first; every site lies on ``crystal.shape(i)``."""
+    from pymatgen.core import Element
+
+    polar = 0
+    for cif in mp20_fixture.cif[:80]:
         crystal = ag.to_asu(ag.structure_from_cif_string(cif))
         g = ag.space_group(crystal.space_group)
         order = [wp.letter for wp in g.wyckoff_positions]
-        from pymatgen.core import Element
-
         keys = [(order.index(s.wyckoff), Element(s.element).Z) for s in crystal.sites]
-        assert keys == sorted(keys)
-        for s in crystal.sites:
-            shape = g.wyckoff(s.wyckoff).shapes[s.shape_index]
+        start = 1 if g.is_polar else 0
+        assert keys[start:] == sorted(keys[start:])
+        if g.is_polar:
+            polar += 1
+            assert crystal.anchored and crystal.is_anchored(0) and keys[0] == min(keys)
+            assert not any(crystal.is_anchored(i) for i in range(1, len(crystal.sites)))
+            assert crystal.shape(0) in g.wyckoff(crystal.sites[0].wyckoff).anchored_shapes
+            x0 = crystal.sites[0].frac_coords
+            assert [x0[k] for k in g.free_axes] == [float(v) for v in g.anchor]
+        for i, s in enumerate(crystal.sites):
+            shape = crystal.shape(i)
             x = np.asarray(s.frac_coords)
             assert g.asu.contains(x, tol=1e-9)
             assert np.allclose(shape.to_frac(shape.to_params(x)), x, atol=1e-9)
+    assert polar >= 5
 
 
 def test_lattice_family_equalities_are_exact(mp20_fixture):
@@ -95,10 +107,11 @@ def test_lattice_family_equalities_are_exact(mp20_fixture):
             assert ga == 120.0 and be == 90.0
 
 
-def test_cell_choice_changes_the_description_only_within_the_normalizer(mp20_fixture):
-    """A supercell, a shifted origin or permuted sites: same space group, lattice and composition, and the
-    rebuilt structures match. (The ASU coordinates may differ by an affine-normalizer operation, e.g. an
-    alternative origin, which spglib picks from the input; see the README.)"""
+def test_cell_choice_origin_and_site_order_do_not_change_the_normal_form(mp20_fixture):
+    """A supercell, a shifted origin or permuted sites: the same normal form (0.1 only kept the group,
+    lattice and composition; the coordinates could differ by an affine-normalizer operation)."""
+    from asu_geometry.normalform import same_description
+
     rng = np.random.default_rng(0)
     matcher = StructureMatcher()
     for cif in mp20_fixture.cif[:40]:
@@ -111,11 +124,8 @@ def test_cell_choice_changes_the_description_only_within_the_normalizer(mp20_fix
         perm = Structure.from_sites([s[i] for i in rng.permutation(len(s))])
         for variant in (shifted, sup, perm):
             other = ag.to_asu(variant)
-            assert other.space_group == ref.space_group
-            assert np.allclose(other.lattice, ref.lattice, atol=1e-6)
-            assert sorted(x.element for x in other.sites) == sorted(x.element for x in ref.sites)
-            assert other.num_atoms == ref.num_atoms
-            assert matcher.fit(other.to_structure(), ref.to_structure())
+            assert same_description(other, ref, 1e-5, 1e-4), (other, ref)
+        assert matcher.fit(ref.to_structure(), s)
 
 
 def test_diamond_uses_origin_choice_2():
@@ -202,6 +212,40 @@ def test_invalid_asu_crystal_fields():
         ag.AsuCrystal(1, (1, 1, 1, 90, 90, 90), (ag.AsuSite("Xx", "a", 0, (0.1, 0.2, 0.3)),))
     with pytest.raises(ValueError, match="finite"):
         ag.AsuCrystal(1, (1, 1, float("nan"), 90, 90, 90), ())
+
+
+def test_dict_format_2_and_the_legacy_format():
+    s = Structure.from_spacegroup(99, Lattice.tetragonal(4.0, 5.0), ["Ba", "Ti", "O"],
+                                  [[0, 0, 0.02], [0.5, 0.5, 0.51], [0.5, 0.0, 0.47]])
+    c = ag.to_asu(s)
+    d = c.to_dict()
+    assert d["@format"] == "asu-crystal/2" and d["anchored"] is True
+    assert ag.AsuCrystal.from_dict(d) == c
+    raw = ag.to_asu(s, canonical=False)
+    assert not raw.anchored and not raw.is_anchored(0)
+    assert ag.AsuCrystal.from_dict(raw.to_dict()) == raw
+    legacy = dict(raw.to_dict(), **{"@format": "asu-crystal/1"})
+    del legacy["anchored"]
+    assert ag.AsuCrystal.from_dict(legacy) == raw  # 0.1 descriptions were never anchored
+    with pytest.raises(ValueError, match="unsupported"):
+        ag.AsuCrystal.from_dict(dict(d, **{"@format": "asu-crystal/9"}))
+    # non-polar groups have nothing to anchor: the flag is always True there
+    nacl = ag.to_asu(Structure.from_spacegroup(225, Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+                     canonical=False)
+    assert nacl.anchored and ag.is_normal_form(nacl)
+
+
+def test_anchored_site_validation():
+    g = ag.space_group(99)
+    a = g.wyckoff("a")
+    assert ag.AsuCrystal(99, (4, 4, 5, 90, 90, 90), (ag.AsuSite("Ba", "a", 0, (0.0, 0.0, 0.0)),)).shape(0) \
+        is a.anchored_shapes[0]
+    with pytest.raises(ValueError, match="on the anchor"):
+        ag.AsuCrystal(99, (4, 4, 5, 90, 90, 90), (ag.AsuSite("Ba", "a", 0, (0.0, 0.0, 0.3)),))
+    with pytest.raises(ValueError, match="anchored shape index 1 out of range"):
+        ag.AsuCrystal(99, (4, 4, 5, 90, 90, 90), (ag.AsuSite("Ba", "a", 1, (0.0, 0.0, 0.0)),))
+    free = ag.AsuCrystal(99, (4, 4, 5, 90, 90, 90), (ag.AsuSite("Ba", "a", 0, (0.0, 0.0, 0.3)),), anchored=False)
+    assert free.shape(0) is a.shapes[0]
 
 
 def test_round_trip_classifies_codec_failures(monkeypatch, mp20_fixture):

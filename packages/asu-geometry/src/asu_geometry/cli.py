@@ -53,6 +53,14 @@ def format_space_group(sg: int) -> str:
         head = f"  {wp.label:<6} {wp.site_symmetry:<10} {wp.dim:<4} {'(' + wp.ops[0] + ')':<22}"
         for i, shape in enumerate(wp.shapes):
             lines.append((head if i == 0 else " " * len(head)) + f" {shape}")
+    if g.is_polar:
+        dirs = ", ".join(_fmt(d) for d in g.free_directions)
+        lines += ["", f"Polar group: free directions {dirs}; anchor {g.anchor_description} "
+                      "(site 0 of the normal form lies there)",
+                  f"  {'label':<6} anchored shapes (in the ASU and on the anchor)"]
+        for wp in g.wyckoff_positions:
+            for i, shape in enumerate(wp.anchored_shapes):
+                lines.append(f"  {wp.label if i == 0 else '':<6} {shape}")
     return "\n".join(lines)
 
 
@@ -65,7 +73,7 @@ def _cmd_canonicalize(args: argparse.Namespace) -> int:
     from .crystal import read_structure, to_asu
 
     structure = read_structure(args.file)
-    crystal = to_asu(structure, symprec=args.symprec, angle_tolerance=args.angle_tolerance)
+    crystal = to_asu(structure, symprec=args.symprec, angle_tolerance=args.angle_tolerance, canonical=not args.raw)
     print(crystal.to_json(indent=2))
     return 0
 
@@ -101,14 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space_group", type=_space_group_arg, metavar="SG", help="space-group number 1..230")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("canonicalize", help="print the AsuCrystal JSON of a structure file",
+    p = sub.add_parser("canonicalize", help="print the AsuCrystal JSON (normal form) of a structure file",
                        description="Read a CIF (or any structure file pymatgen reads), find its space group "
-                                   "with spglib and print its asymmetric-unit representation as JSON.")
+                                   "with spglib and print the normal form of its asymmetric-unit "
+                                   "representation as JSON: one description per crystal, whatever the cell, "
+                                   "origin, frame or site order of the file.")
     p.add_argument("file", metavar="FILE", help="structure file, e.g. a CIF")
     p.add_argument("--symprec", type=float, default=0.1,
                    help="spglib distance tolerance in Angstrom (default 0.1)")
     p.add_argument("--angle-tolerance", type=float, default=5.0,
                    help="spglib angle tolerance in degrees (default 5)")
+    p.add_argument("--raw", action="store_true",
+                   help="spglib's standardised description instead of the normal form (debugging)")
     p.set_defaults(func=_cmd_canonicalize)
 
     p = sub.add_parser("plot", help="draw the ASU and its special positions (PNG, PDF, SVG)",

@@ -42,7 +42,11 @@ from ._rational import Vec3
 from .tables import space_group
 
 GRID = 48  # translations are solved exactly in units of 1/48
-LATTICE_TOL = 1e-3  # Angstrom: two lattice lengths closer than this count as equal (and cosines within ~1e-4)
+# Angstrom: lattice vectors whose lengths (and dot products, scaled) agree this well count as equal. spglib's
+# choice among nearly equal cells is itself made at its distance tolerance (e.g. a monoclinic c against
+# c + 2a, 0.012 A apart, in mp-6732), so the tolerance is the default symprec: the redescriptions between
+# which spglib may choose are all candidates.
+LATTICE_TOL = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,9 +127,9 @@ def lattice_automorphisms(metric: np.ndarray, length_tol: float = LATTICE_TOL, r
     The columns of ``P`` are the images of the basis vectors: lattice vectors with coordinates in
     ``[-radius, radius]`` whose lengths and mutual dot products match those of the basis. A metric entry
     counts as equal within ``2 L length_tol`` (``L`` the longest basis vector), i.e. lengths within about
-    ``length_tol`` Angstrom. ``radius = 1`` finds every automorphism of a reduced conventional cell in the
-    orthorhombic, tetragonal, hexagonal and cubic families (signed permutations, hexagonal rotations);
-    triclinic and monoclinic cells use ``radius = 2``.
+    ``length_tol`` Angstrom and cosines within about ``2 length_tol / L``. ``radius = 1`` finds every
+    automorphism of a reduced conventional cell in the orthorhombic, tetragonal, hexagonal and cubic
+    families (signed permutations, hexagonal rotations); triclinic and monoclinic cells use ``radius = 2``.
     """
     m = np.asarray(metric, dtype=float)
     v = _small_vectors(radius)
