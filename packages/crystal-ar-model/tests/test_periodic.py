@@ -18,7 +18,7 @@ from crystal_ar_model.periodic import (
     reduce_basis,
     wyckoff_noise,
 )
-from crystal_ar_model.shapes import piece_ids, shape_table
+from crystal_ar_model.shapes import shape_table
 
 from .conftest import TRAIN_FIXTURE
 
@@ -71,10 +71,10 @@ def test_lattice_matrix_parameters() -> None:
 @pytest.fixture(scope="module")
 def fixture_crystals():  # noqa: ANN201
     ds, _ = load_csv(TRAIN_FIXTURE, cache_dir=None)
+    from crystal_ar_model.data import site_pieces
+
     ds = ds.subset(np.arange(0, 300, 5))
-    w = torch.as_tensor(ds.site_wyckoff)
-    piece = piece_ids(w, torch.as_tensor(ds.site_shape), torch.zeros_like(w, dtype=torch.bool))
-    return ds, piece
+    return ds, torch.as_tensor(site_pieces(ds))
 
 
 def test_minimum_image_edges_match_brute_force(fixture_crystals) -> None:  # noqa: ANN001
@@ -139,3 +139,20 @@ def test_wyckoff_noise_stays_on_position_inside_asu(fixture_crystals) -> None:  
         d = np.minimum(d, 1 - d).max(-1)
         distinct = len({int(np.argmax(row < 1e-6)) for row in d})
         assert distinct == wp.multiplicity, (ds.ids[int(crystal[i])], wp.label)
+
+
+def test_off_piece_sites_are_detected(fixture_crystals) -> None:  # noqa: ANN001
+    from crystal_ar_model.data import CrystalTensors, off_piece_sites, site_pieces
+    from crystal_ar_model.errors import DataError
+
+    ds, _ = fixture_crystals
+    assert len(off_piece_sites(ds)) == 0
+    bad = ds.subset(np.arange(len(ds)))
+    dims = shape_table().dim[torch.as_tensor(site_pieces(bad))]
+    i = int(torch.nonzero(dims == 1)[0])  # a site on a segment, moved off its line
+    bad.site_frac[i] += np.array([1e-3, 2e-3, 0.0])
+    assert i in set(off_piece_sites(bad).tolist())
+    t = CrystalTensors(bad, tuple(range(1, 95)), strict=False)
+    assert len(t) == len(ds) - 1 and t.dropped[0][1].startswith("DataError")
+    with pytest.raises(DataError):
+        CrystalTensors(bad, tuple(range(1, 95)))

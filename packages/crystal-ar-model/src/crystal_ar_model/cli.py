@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report and skip crystals that cannot be converted instead of failing",
     )
-    s.add_argument("--workers", type=int, default=1, help="processes for to_asu with --skip-invalid on CSV input")
+    s.add_argument(
+        "--workers", type=int, default=1, help="processes for scoring (and for to_asu with --skip-invalid on CSV input)"
+    )
     s.add_argument("--threads", type=int, default=1, help="torch threads [1: fastest for the small factors]")
     s.add_argument("--float64", action="store_true", help="evaluate the model in double precision")
     return p

@@ -486,15 +486,52 @@ def primitive_atom_counts(ds: ProcessedDataset) -> np.ndarray:
     return (conv // cent).astype(np.int64)
 
 
+def site_pieces(ds: ProcessedDataset) -> np.ndarray:
+    """(m,) piece id (:mod:`.shapes`) of every site: site 0 of a polar crystal is on an anchored section."""
+    from .shapes import is_polar, shape_table
+
+    t = shape_table()
+    polar = np.array([is_polar(n) for n in range(1, 231)])
+    n = np.diff(ds.site_ptr)
+    crystal = np.repeat(np.arange(len(ds)), n)
+    anchored = (np.arange(len(ds.site_wyckoff)) == ds.site_ptr[:-1][crystal]) & polar[ds.space_group[crystal] - 1]
+    offset = t.piece_offset.numpy()[ds.site_wyckoff, anchored.astype(np.int64)]
+    count = t.piece_count.numpy()[ds.site_wyckoff, anchored.astype(np.int64)]
+    return np.where(ds.site_shape < count, offset + ds.site_shape, -1)
+
+
+def off_piece_sites(ds: ProcessedDataset, tol: float = 1e-6) -> np.ndarray:
+    """Indices of sites that are not on their piece: outside the closed ASU, off the piece's affine hull (more
+    than ``tol`` in fractional units), or with a shape index the position does not have. A crystal in normal form
+    from ``asu_geometry.to_asu`` has none; such a site has probability 0 under the model."""
+    from .periodic import inside_asu, piece_images
+    from .shapes import shape_table
+
+    piece = site_pieces(ds)
+    bad = piece < 0
+    p = torch.as_tensor(np.where(bad, 0, piece))
+    x = torch.as_tensor(ds.site_frac, dtype=torch.float64)
+    crystal = np.repeat(np.arange(len(ds)), np.diff(ds.site_ptr))
+    sg = torch.as_tensor(ds.space_group[crystal])
+    outside = ~inside_asu(sg, x, 1e-7)
+    basis = piece_images().basis[p]  # (m, 3, 3) rows: the piece's directions, zero rows padded
+    d = x - shape_table().vertices[p, 0]
+    proj = torch.linalg.pinv(basis @ basis.transpose(-1, -2), hermitian=True, rtol=1e-10)
+    along = (basis.transpose(-1, -2) @ proj @ basis @ d.unsqueeze(-1)).squeeze(-1)
+    off = (d - along).abs().max(-1).values > tol
+    return np.nonzero(bad | outside.numpy() | off.numpy())[0]
+
+
 class CrystalTensors:
     """A :class:`ProcessedDataset` as torch tensors over an element vocabulary; makes PyG batches fast.
 
     Args:
         ds: the processed crystals.
         vocabulary: sorted atomic numbers the model knows.
-        strict: raise :class:`UnknownElementError` for a crystal with an element outside the vocabulary (and
-            :class:`TooManyAtomsError` for one above ``max_atoms``); otherwise such crystals are left out and
-            listed in :attr:`dropped` as ``(id, reason)``.
+        strict: raise :class:`UnknownElementError` for a crystal with an element outside the vocabulary,
+            :class:`TooManyAtomsError` for one above ``max_atoms`` and :class:`DataError` for one with a site off
+            its piece (:func:`off_piece_sites`); otherwise such crystals are left out and listed in
+            :attr:`dropped` as ``(id, reason)``.
         max_atoms: the model's atom limit (primitive cell), or None for no limit.
     """
 
@@ -502,6 +539,21 @@ class CrystalTensors:
         self, ds: ProcessedDataset, vocabulary: Sequence[int], strict: bool = True, max_atoms: int | None = None
     ) -> None:
         self.dropped: list[tuple[str, str]] = []
+        if len(ds):
+            sites = off_piece_sites(ds)
+            if len(sites):
+                crystal_of = np.repeat(np.arange(len(ds)), np.diff(ds.site_ptr))
+                bad = np.unique(crystal_of[sites])
+                for i in bad:
+                    j = int(sites[crystal_of[sites] == i][0])
+                    reason = (
+                        f"site {j - ds.site_ptr[i]} at {np.round(ds.site_frac[j], 6).tolist()} is not on its "
+                        "Wyckoff piece inside the ASU (not a normal form of asu-geometry's to_asu)"
+                    )
+                    if strict:
+                        raise DataError(f"crystal {ds.ids[i]}: {reason}")
+                    self.dropped.append((str(ds.ids[i]), f"DataError: {reason}"))
+                ds = ds.subset(np.setdiff1d(np.arange(len(ds)), bad))
         if max_atoms is not None and len(ds):
             n_prim = primitive_atom_counts(ds)
             over = np.nonzero(n_prim > max_atoms)[0]

@@ -94,25 +94,45 @@ def to_crystals(
 
 @torch.no_grad()
 def score_dataset(
-    model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 1024, strict: bool = True
+    model: CrystalARModel, ds: ProcessedDataset, batch_size: int = 1024, strict: bool = True, workers: int = 1
 ) -> pd.DataFrame:
     """Per-crystal log-likelihood table (columns ``id`` and :data:`LOGP_KEYS`) of processed crystals.
 
     ``strict``: a crystal with an unknown element or more atoms than the model allows raises
     (:class:`UnknownElementError`, :class:`TooManyAtomsError`); otherwise it is reported on stderr and skipped.
+    ``workers`` > 1: batches are scored by that many forked processes (one torch thread each).
     """
     tensors = CrystalTensors(ds, model.vocabulary, strict=strict, max_atoms=model.cfg.max_atoms)
     for ident, why in tensors.dropped:
         print(f"  skipped {ident}: {why}", file=sys.stderr)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in LOGP_KEYS}
-    for b in tensors.batches(batch_size):
-        lp = model.log_prob(b)
-        for k in LOGP_KEYS:
-            cols[k].append(lp[k].double().numpy())
+    starts = list(range(0, len(tensors), batch_size))
+    global _WORKER_STATE
+    _WORKER_STATE = (model, tensors, batch_size)
+    if workers > 1 and len(starts) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(
+            min(workers, len(starts)), initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
+            parts = pool.map(_score_batch, starts)
+    else:
+        parts = [_score_batch(s) for s in starts]
+    _WORKER_STATE = None
     df = pd.DataFrame({"id": list(tensors.ids)})
     for k in LOGP_KEYS:
-        df[k] = np.concatenate(cols[k]) if cols[k] else np.zeros(0)
+        df[k] = np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
     return df
+
+
+_WORKER_STATE: Any = None  # (model, tensors, batch size) shared with forked scoring workers
+
+
+@torch.no_grad()
+def _score_batch(start: int) -> dict[str, np.ndarray]:
+    model, tensors, batch_size = _WORKER_STATE
+    b = tensors.batch(np.arange(start, min(start + batch_size, len(tensors))))
+    lp = model.log_prob(b)
+    return {k: lp[k].double().numpy() for k in LOGP_KEYS}
 
 
 def score_path(
@@ -134,4 +154,4 @@ def score_path(
         print(f"crystal-ar score: {report.summary()}", file=sys.stderr)
         for ident, why in report.failures:
             print(f"  skipped {ident}: {why}", file=sys.stderr)
-    return score_dataset(model, ProcessedDataset.from_crystals(crystals), strict=strict)
+    return score_dataset(model, ProcessedDataset.from_crystals(crystals), strict=strict, workers=workers)
