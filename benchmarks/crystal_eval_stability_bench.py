@@ -47,6 +47,14 @@ def perturbed_test_crystals(test_csv: Path, n: int, offset: int = 0, seed: int =
     return out
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its waited-for children (the pool workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
@@ -86,9 +94,11 @@ def main() -> int:
         print(f"   reference hull again (warm, from the cache): {t_hull_warm:.2f} s wall")
 
         crystals = perturbed_test_crystals(test, args.n_relax)
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         res = evaluate_stability(crystals, len(crystals), refs, cfg, cache)
         t_relax = time.perf_counter() - t0
+        cpu_per = (cpu_seconds() - cpu0) / len(crystals)
         rate = 60.0 * len(crystals) / t_relax
         meta = res.report["stability_meta"]
         steps = res.details.relax_steps[res.details.stability_error == ""]
@@ -96,6 +106,10 @@ def main() -> int:
             f"2. relaxation rate: {len(crystals)} perturbed test.partial crystals in {t_relax:.1f} s wall = "
             f"{rate:.1f} crystals/min ({jobs} processes; median {np.median(steps):.0f} FIRE steps, "
             f"{meta['n_failed']} failed, {meta['n_time_limit']} time limit, {meta['n_not_converged']} at the step cap)"
+        )
+        print(
+            f"   CPU time (this process and its finished workers): {cpu_per:.1f} s per crystal, i.e. "
+            f"{60.0 * jobs / cpu_per:.1f} crystals/min on {jobs} idle cores (CPU-bound estimate)"
         )
         print("   " + format_stability(res.report).replace("\n", "\n   "))
         if args.measure_total:

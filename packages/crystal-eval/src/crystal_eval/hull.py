@@ -103,6 +103,7 @@ class ReferenceHull:
     _groups: dict[str, list[tuple[dict[str, float], float]]] = field(default_factory=dict, repr=False)
     _diagrams: dict[str, Any] = field(default_factory=dict, repr=False)
     _elemental: set[str] = field(default_factory=set, repr=False)
+    energies_paths: list[str] = field(default_factory=list, repr=False)  # the files it was built from
 
     def __post_init__(self) -> None:
         e = self.energies

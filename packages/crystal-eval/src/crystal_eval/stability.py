@@ -65,6 +65,7 @@ STABILITY_KEYS: tuple[str, ...] = (
 )
 STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen)
 RELAX_VERSION = 1
+RELAX_BATCH = 64  # relaxations between two cache writes
 
 
 def _chgnet_id(model_name: str) -> str:
@@ -235,7 +236,20 @@ def reference_hull(
 
         energies = build_reference_energies(paths, single_points, cfg.potential_id)
         cache.put(key, asdict(energies))
-    return ReferenceHull(cfg.hull, energies)
+    hull = ReferenceHull(cfg.hull, energies)
+    hull.energies_paths = paths
+    return hull
+
+
+def reference_sanity(hull: ReferenceHull, cfg: StabilityConfig, cache: FeatureCache) -> np.ndarray:
+    """E_hull of every reference crystal against its own hull (the sanity figure), cached with the hull."""
+    key = f"{energies_cache_key(hull.energies_paths, cfg.potential_id)}:sanity:{cfg.hull}"
+    hit = cache.get(key)
+    if isinstance(hit, np.ndarray) and len(hit) == len(hull.energies.names):
+        return hit
+    values = hull.reference_e_above_hull()
+    cache.put(key, values)
+    return values
 
 
 def _relax_key(cfg: StabilityConfig) -> str:
@@ -290,11 +304,12 @@ def evaluate_stability(
         if not (v.time_limit is not None and (limit is None or limit > v.time_limit))
     }
     todo = [i for i, k in enumerate(keys) if k not in got]
-    if todo:
-        work = partial(_work_relax, factory=cfg.potential, potential_id=cfg.potential_id, cfg=cfg)
-        res = pmap(work, [items[i] for i in todo], cfg.n_jobs, desc="relaxations", progress=cfg.progress,
-                   chunksize=1)  # fmt: skip
-        new = {keys[i]: r for i, r in zip(todo, res, strict=True)}
+    work = partial(_work_relax, factory=cfg.potential, potential_id=cfg.potential_id, cfg=cfg)
+    for start in range(0, len(todo), RELAX_BATCH):  # stored batch by batch: an interrupted run keeps its work
+        batch = todo[start : start + RELAX_BATCH]
+        desc = f"relaxations {start + 1}-{start + len(batch)} of {len(todo)}"
+        res = pmap(work, [items[i] for i in batch], cfg.n_jobs, desc=desc, progress=cfg.progress, chunksize=1)
+        new = {keys[i]: r for i, r in zip(batch, res, strict=True)}
         cache.put_many(new)
         got.update(new)
     recs: list[RelaxRecord] = [got[k] for k in keys]
@@ -315,7 +330,7 @@ def evaluate_stability(
     relaxed = [r for r in recs if not r.error]
     rmsds = [r.rmsd for r in relaxed if math.isfinite(r.rmsd)]
     kept = [r.sg_before == r.sg_after for r in relaxed if r.sg_before is not None and r.sg_after is not None]
-    ref_eh = hull.reference_e_above_hull()
+    ref_eh = reference_sanity(hull, cfg, cache)
     ref_ok = np.isfinite(ref_eh)
     n = len(recs)
     report: dict[str, Any] = {
