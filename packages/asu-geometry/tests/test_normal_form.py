@@ -210,3 +210,36 @@ def test_one_normal_form_on_shared_mp20_partial(name, start):
         warnings.warn(f"{len(allowed)}/{len(df)} rows with another normal form, as allowed:\n" + "\n".join(allowed),
                       stacklevel=1)
     assert len(allowed) <= 0.01 * len(df)
+
+
+def scrambled(crystal: ag.AsuCrystal, rng: np.random.Generator) -> ag.AsuCrystal:
+    """An equivalent description written by hand: a random normalizer image (with its lattice), every site
+    moved to a random point of its orbit plus a lattice vector, a random translation along the free
+    directions of a polar group, shuffled sites, shape indices left at 0, not anchored."""
+    from asu_geometry.normalizer import lattice_parameters_of_metric, metric_tensor
+
+    g = ag.space_group(crystal.space_group)
+    elements = ag.normalizer_elements(g.number, crystal.lattice)
+    e = elements[int(rng.integers(len(elements)))]
+    lattice = lattice_parameters_of_metric(e.metric(metric_tensor(crystal.lattice)))
+    shift = np.zeros(3)
+    shift[list(g.free_axes)] = rng.random(len(g.free_axes))
+    sites = []
+    for s in crystal.sites:
+        x = e.apply(np.asarray(s.frac_coords)) + shift
+        x = g.apply(x)[int(rng.integers(g.order))] + rng.integers(-2, 3, size=3)
+        letter = ag.to_asu_points(g.number, x, tol=1e-6).letters[0]
+        sites.append(ag.AsuSite(s.element, letter, 0, tuple(float(v) for v in x)))
+    order = rng.permutation(len(sites))
+    return ag.AsuCrystal(g.number, lattice, tuple(sites[i] for i in order), anchored=False)
+
+
+def test_normal_form_accepts_any_equivalent_description(mp20_fixture):
+    rng = np.random.default_rng(11)
+    polar = 0
+    for cif in mp20_fixture.cif[:120]:
+        nf = ag.to_asu(ag.structure_from_cif_string(cif))
+        polar += ag.space_group(nf.space_group).is_polar
+        for _ in range(2):
+            assert_same(ag.normal_form(scrambled(nf, rng)), nf)
+    assert polar >= 10

@@ -335,6 +335,34 @@ def orbit_means(g: Any, frac: np.ndarray, orbit: np.ndarray, first: np.ndarray, 
     return sums / np.bincount(orbit, minlength=len(first))[:, None]
 
 
+def project_to_site_symmetry(g: Any, frac: np.ndarray, orders: np.ndarray, lattice: np.ndarray,
+                             rounds: int = 3) -> np.ndarray:
+    """Move points onto the fixed subspace of a site-symmetry group of known order.
+
+    For a point ``x`` whose site symmetry has ``k`` operations (spglib's orbit size in the conventional cell
+    is ``|G/T| / k``), the ``k`` operations that move ``x`` least (in Angstrom, modulo lattice translations)
+    are taken as that group and ``x`` is replaced by the mean of its images under them, the orthogonal
+    projection onto their fixed subspace (repeated ``rounds`` times). This agrees with spglib's decision
+    about the site symmetry even where the averaged point lies a little more than ``symprec`` from it.
+    """
+    x = np.asarray(frac, dtype=float).copy()
+    lat = np.asarray(lattice, dtype=float)
+    orders = np.asarray(orders, dtype=int)
+    todo = np.nonzero(orders > 1)[0]
+    for _ in range(rounds):
+        if len(todo) == 0:
+            break
+        d = g.apply(x[todo]) - x[todo][:, None, :]
+        d -= np.round(d)
+        dist = np.einsum("nki,nki->nk", d @ lat, d @ lat)
+        nearest = np.argsort(dist, axis=1, kind="stable")
+        keep = np.arange(d.shape[1])[None, :] < orders[todo][:, None]  # the k smallest per point
+        mask = np.zeros(dist.shape, dtype=bool)
+        np.put_along_axis(mask, nearest, keep, axis=1)
+        x[todo] = x[todo] + (d * mask[..., None]).sum(1) / orders[todo][:, None]
+    return x
+
+
 def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, canonical: bool = True) -> AsuCrystal:
     """The normal form (one description per crystal) of an ordered crystal structure.
 
@@ -398,6 +426,8 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
     atom_orbit = np.array([orbit_ids[o] for o in np.asarray(ds.crystallographic_orbits).tolist()])
     first = np.array([int(np.argmax(atom_orbit == k)) for k in range(len(orbit_ids))])  # first input atom
     means = orbit_means(g, raw_frac, atom_orbit, first, raw_lattice)
+    site_orders = np.array([g.order // c if c and g.order % c == 0 else 1 for c in counts])
+    means = project_to_site_symmetry(g, means, site_orders, raw_lattice)
     types = np.asarray(numbers)[first].tolist()
     if canonical:
         return _canonical_crystal(g, lattice, means, types, counts, symprec, raw_lattice)
