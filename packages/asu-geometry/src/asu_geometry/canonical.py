@@ -235,16 +235,6 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = N
     return AsuPoints(frac_out, wyck, shp, params, letters)
 
 
-def snap_points(sg: int, frac: Any, tol: float, lattice: Any | None = None) -> np.ndarray:
-    """Points (n, 3) reduced into [0, 1) and snapped onto their special positions (step 1 of
-    :func:`to_asu_points`, same ``tol`` semantics), without mapping them into the ASU."""
-    g = space_group(sg)
-    x = np.atleast_2d(np.asarray(frac, dtype=float))
-    x = x - np.floor(x)
-    lat = None if lattice is None else np.asarray(lattice, dtype=float).reshape(3, 3)
-    return _snap(g, x, tol, lat)[0]
-
-
 def _canonicalise(g: SpaceGroup, x: np.ndarray, tol: float, lat: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`to_asu_points` on one batch of reduced points: (snapped, Wyckoff index, shape index, params)."""

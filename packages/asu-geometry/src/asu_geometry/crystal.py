@@ -354,31 +354,34 @@ def project_to_site_symmetry(g: Any, frac: np.ndarray, orders: np.ndarray, latti
             break
         d = g.apply(x[todo]) - x[todo][:, None, :]
         d -= np.round(d)
-        dist = np.einsum("nki,nki->nk", d @ lat, d @ lat)
-        nearest = np.argsort(dist, axis=1, kind="stable")
-        keep = np.arange(d.shape[1])[None, :] < orders[todo][:, None]  # the k smallest per point
-        mask = np.zeros(dist.shape, dtype=bool)
-        np.put_along_axis(mask, nearest, keep, axis=1)
-        x[todo] = x[todo] + (d * mask[..., None]).sum(1) / orders[todo][:, None]
+        dc = d @ lat
+        dist = np.einsum("nki,nki->nk", dc, dc)
+        k = orders[todo]
+        kth = np.take_along_axis(np.sort(dist, axis=1), (k - 1)[:, None], axis=1)  # the k-th smallest
+        mask = dist <= kth
+        step = (d * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        x[todo] += step
+        todo = todo[np.max(np.abs(step), axis=1) > 1e-14]
     return x
 
 
 def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, canonical: bool = True) -> AsuCrystal:
     """The normal form (one description per crystal) of an ordered crystal structure.
 
-    spglib determines the space group and the standardised conventional cell at ``symprec`` (Angstrom)
-    and ``angle_tolerance`` (degrees); atoms whose symmetry images lie within ``symprec`` of themselves
-    are snapped onto their special position, as spglib itself decides site symmetry. The orbits are
-    spglib's (``crystallographic_orbits``); the first atom of each orbit in the conventional cell is mapped
-    to its representative, and the orbit's atom count must equal the multiplicity of the Wyckoff position
-    found for it.
+    spglib determines the space group, the conventional basis and the orbits at ``symprec`` (Angstrom) and
+    ``angle_tolerance`` (degrees). In spglib's conventional basis before its idealisation, each orbit is
+    represented by the mean of all its atoms pulled back onto one (:func:`orbit_means`), moved onto the
+    fixed subspace of the site symmetry that spglib's orbit size implies
+    (:func:`project_to_site_symmetry`); the metric is averaged over the point group
+    (:func:`symmetrized_metric`) and the family's equalities imposed. Each orbit's atom count in the
+    conventional cell must equal the multiplicity of the Wyckoff position found for it.
 
     With ``canonical=True`` (default) the description is then made the normal form of
     :mod:`asu_geometry.normalform`: the least image under the metric-preserving, orientation-preserving
     affine normalizer of the group, anchored along the free directions in polar groups; two descriptions
     of one crystal (any cell, origin, Cartesian frame or site order) give the same result. With
-    ``canonical=False`` the description is spglib's standardised one, sites sorted (debugging; marked
-    ``anchored=False``).
+    ``canonical=False`` the representatives are those of spglib's standardised basis and origin, snapped within
+    ``symprec`` and sorted (debugging; marked ``anchored=False``).
 
     Raises :class:`DisorderedStructureError` for partial occupancies, :class:`UnknownSpeciesError` for a
     species that is not an element (e.g. a dummy ``Xx``), :class:`SymmetryNotFoundError` when spglib finds
@@ -430,7 +433,7 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
     means = project_to_site_symmetry(g, means, site_orders, raw_lattice)
     types = np.asarray(numbers)[first].tolist()
     if canonical:
-        return _canonical_crystal(g, lattice, means, types, counts, symprec, raw_lattice)
+        return _canonical_crystal(g, lattice, means, types, counts)
     pts = to_asu_points(g.number, means, tol=symprec, lattice=raw_lattice)
     _check_orbits(g, pts.frac, pts.wyckoff_index, types, counts)
     reps = np.where(np.abs(pts.frac) < 1e-12, 0.0, pts.frac)
@@ -461,15 +464,14 @@ def _check_orbits(g: Any, reps: np.ndarray, wyckoff_index: np.ndarray, types: li
                 f"conventional cell, expected {wp.multiplicity}")
 
 
-def _canonical_crystal(g: Any, lattice: tuple[float, ...], means: np.ndarray, types: list[int], counts: list[int],
-                       symprec: float, raw_lattice: np.ndarray) -> AsuCrystal:
-    """The normal form of the orbits found by :func:`to_asu` (snapped within ``symprec`` A first)."""
-    from .canonical import snap_points
+def _canonical_crystal(g: Any, lattice: tuple[float, ...], means: np.ndarray, types: list[int], counts: list[int]
+                       ) -> AsuCrystal:
+    """The normal form of the orbits found by :func:`to_asu` (already on their special positions)."""
     from .normalform import normal_form_sites
 
-    snapped = snap_points(g.number, means, symprec, raw_lattice)
     form, lattice, _, _ = normal_form_sites(
-        g, lattice, snapped, np.asarray(types), check=lambda reps, wyck: _check_orbits(g, reps, wyck, types, counts))
+        g, lattice, means - np.floor(means), np.asarray(types),
+        check=lambda reps, wyck: _check_orbits(g, reps, wyck, types, counts))
     wps = g.wyckoff_positions
     frac = np.where(np.abs(form.frac) < 1e-12, 0.0, form.frac)
     sites = tuple(AsuSite(_symbol(int(z)), wps[int(w)].letter, int(si), tuple(float(v) for v in row))  # type: ignore[arg-type]
