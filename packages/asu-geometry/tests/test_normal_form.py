@@ -7,14 +7,13 @@ from collections import Counter
 
 import asu_geometry as ag
 import numpy as np
-import pandas as pd
 import pytest
 from asu_geometry.errors import CanonicalizationError, UnknownSpeciesError
 from asu_geometry.normalform import same_description
 from asu_geometry.verify import mirror_image, redescribe
 from pymatgen.core import Lattice, Structure
 
-from .conftest import HERE, shared_file
+from .conftest import HERE
 
 COORD_TOL = 1e-5  # fractional
 LATTICE_TOL = 1e-4  # Angstrom, degrees
@@ -173,43 +172,6 @@ def test_a_perturbation_of_1e_5_angstrom_keeps_the_normal_form(mp20_fixture):
         if not same_description(ag.to_asu(s), ag.to_asu(perturbed(s, rng, 1e-5)), COORD_TOL, LATTICE_TOL):
             changed.append(ident)
     assert changed == []
-
-
-SHARED_CHUNK = 1000
-SHARED_FILES = {"train.first1000.csv.xz": 1000, "val.partial.csv.xz": 7344, "test.partial.csv.xz": 7342}
-
-
-@pytest.mark.shared_data
-@pytest.mark.parametrize(("name", "start"), [(n, s) for n, rows in SHARED_FILES.items()
-                                             for s in range(0, rows, SHARED_CHUNK)])
-def test_one_normal_form_on_shared_mp20_partial(name, start):
-    """Every row against one redescription (random det +1 cell, every tenth also a supercell, random
-    origin, rotated frame, shuffled sites). Allowed, and listed: rows whose round trip is only a tolerance
-    case (the input is approximately symmetric at symprec = 0.1), and rows for which spglib itself finds
-    another group in the other cell."""
-    from asu_geometry.verify import round_trip
-
-    df = pd.read_csv(shared_file(f"mp_20_partial/{name}")).iloc[start:start + SHARED_CHUNK]
-    rng = np.random.default_rng(start)
-    allowed, unexplained = [], []
-    for i, (ident, cif) in enumerate(zip(df.material_id, df.cif, strict=True)):
-        s = ag.structure_from_cif_string(cif)
-        ref = ag.to_asu(s)
-        other = ag.to_asu(redescribe(s, rng, (1, 1, 2) if i % 10 == 0 else None))
-        if same_description(ref, other, COORD_TOL, LATTICE_TOL):
-            continue
-        if other.space_group != ref.space_group:
-            allowed.append(f"{ident}: spglib finds group {other.space_group} in the other cell, {ref.space_group} "
-                           "in the file's")
-        elif round_trip(cif).status == "tolerance":
-            allowed.append(f"{ident} (sg {ref.space_group}): a tolerance case of the round trip")
-        else:
-            unexplained.append(f"{ident} (sg {ref.space_group}):\n  {ref}\n  {other}")
-    assert unexplained == [], "\n".join(unexplained)
-    if allowed:
-        warnings.warn(f"{len(allowed)}/{len(df)} rows with another normal form, as allowed:\n" + "\n".join(allowed),
-                      stacklevel=1)
-    assert len(allowed) <= 0.01 * len(df)
 
 
 def scrambled(crystal: ag.AsuCrystal, rng: np.random.Generator) -> ag.AsuCrystal:

@@ -26,6 +26,7 @@ class RoundTrip:
     status: str  # "ok" | "tolerance" | "failure"
     reason: str
     space_group: int | None = None
+    crystal: AsuCrystal | None = None  # the normal form, when to_asu succeeded
 
 
 def _spglib_number(s: Any, symprec: float, angle_tolerance: float) -> int | None:
@@ -52,25 +53,27 @@ def round_trip(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.
         return RoundTrip("failure", f"{type(exc).__name__}: {exc}")
     sg = crystal.space_group
     if again != crystal:
-        return RoundTrip("failure", "to_dict/from_dict changed the crystal", sg)
+        return RoundTrip("failure", "to_dict/from_dict changed the crystal", sg, crystal)
     if len(back) != crystal.num_atoms:
-        return RoundTrip("failure", f"{len(back)} atoms rebuilt, expected {crystal.num_atoms}", sg)
+        return RoundTrip("failure", f"{len(back)} atoms rebuilt, expected {crystal.num_atoms}", sg, crystal)
     exact = _spglib_number(back, 1e-3, -1.0)
     if exact != sg:
-        return RoundTrip("failure", f"spglib (symprec 1e-3) finds {exact} on the rebuilt cell, expected {sg}", sg)
+        return RoundTrip("failure", f"spglib (symprec 1e-3) finds {exact} on the rebuilt cell, expected {sg}", sg,
+                         crystal)
     if not back.is_valid(tol=0.5):
-        return RoundTrip("failure", "rebuilt cell has sites closer than 0.5 A", sg)
+        return RoundTrip("failure", "rebuilt cell has sites closer than 0.5 A", sg, crystal)
     matcher = StructureMatcher()
     if not matcher.fit(s, back):
         refined = SpacegroupAnalyzer(s, symprec=symprec, angle_tolerance=angle_tolerance).get_refined_structure()
         if matcher.fit(s, refined) or not matcher.fit(refined, back):
-            return RoundTrip("failure", "rebuilt cell does not match the input", sg)
+            return RoundTrip("failure", "rebuilt cell does not match the input", sg, crystal)
         return RoundTrip("tolerance", f"symmetrisation at symprec={symprec} moves atoms beyond StructureMatcher "
-                                      "tolerances (pymatgen's refinement does not match the input either)", sg)
+                                      "tolerances (pymatgen's refinement does not match the input either)", sg, crystal)
     loose = _spglib_number(back, symprec, angle_tolerance)
     if loose != sg:
-        return RoundTrip("tolerance", f"the symmetrised cell is within symprec={symprec} of group {loose}", sg)
-    return RoundTrip("ok", "", sg)
+        return RoundTrip("tolerance", f"the symmetrised cell is within symprec={symprec} of group {loose}", sg,
+                         crystal)
+    return RoundTrip("ok", "", sg, crystal)
 
 
 def random_unimodular(rng: Any, steps: int = 4) -> Any:
