@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ from torch.distributions import Distribution
 from torch.distributions import constraints as tc
 
 from .piece_geometry import group_operations, piece_geometry
+from .shapes import shape_table
 
 __all__ = [
     "DIRICHLET_PRIOR_ALPHA",
@@ -162,6 +164,40 @@ def fold_into_asu(space_group: Tensor, frac: Tensor) -> Tensor:
         reps = _asu_representatives(int(sg), pts.reshape(-1, 3).numpy())
         out[..., cols, :] = torch.from_numpy(reps).reshape(pts.shape)
     return out
+
+
+BOUNDARY_TOL = 1e-12
+"""Sites closer than this (fractional units) to their piece's relative boundary are evaluated
+:data:`SAMPLE_MARGIN` inside (the densities are 0 or infinite on the boundary)."""
+
+
+def _boundary_distance(v: Tensor, piece: Tensor, d: int) -> Tensor:
+    """Distance (fractional units) of points ``(..., n, 3)`` from the relative boundary of their segment
+    (``d = 1``: the nearer end) or polygon (``d = 2``: the nearest edge line)."""
+    geo = piece_geometry()
+    if d == 1:
+        direction = geo.direction[piece]
+        length = direction.norm(dim=-1)
+        t = ((v - geo.origin[piece]) * direction).sum(-1) / length**2
+        return torch.minimum(t, 1 - t) * length
+    y = torch.einsum("...nj,nij->...ni", v - geo.origin[piece], geo.frame[piece])  # (..., n, 2)
+    poly = geo.polygon[piece]  # (n, K, 2), padded
+    k = geo.polygon_size[piece]
+    ar = torch.arange(poly.shape[1], device=poly.device)
+    nxt = poly.gather(1, ((ar + 1) % k.unsqueeze(-1)).unsqueeze(-1).expand(-1, -1, 2))
+    e = nxt - poly
+    rel = y.unsqueeze(-2) - poly  # (..., n, K, 2)
+    dist = (e[..., 0] * rel[..., 1] - e[..., 1] * rel[..., 0]).abs() / e.norm(dim=-1).clamp(min=1e-300)
+    dist = torch.where(ar < k.unsqueeze(-1), dist, torch.full_like(dist, math.inf))
+    return dist.min(-1).values
+
+
+@cache
+def _piece_centres() -> Tensor:
+    """(P, 3) float64 vertex mean of every piece (inside the convex piece)."""
+    t = shape_table()
+    m = t.vertex_mask.to(_F64).unsqueeze(-1)
+    return (t.vertices * m).sum(1) / m.sum(1)
 
 
 # ----------------------------------------------------------------------------------------------- distribution
@@ -300,6 +336,15 @@ class CoordinateDistribution(Distribution):
             if idx.numel() == 0:
                 continue
             v = value[..., idx, :]
+            off = self._off_piece(v, d) > ON_PIECE_TOL
+            if d > 0:
+                # a site exactly on the piece's relative boundary (a segment's end, a polygon's edge, which the
+                # exact ASU may include) is evaluated 1e-9 inside, where the sampler keeps its draws: the Beta and
+                # Dirichlet densities are 0 or infinite on the boundary itself. Other points are untouched.
+                pid = self.piece[idx]
+                centre = _piece_centres()[pid]
+                edge = _boundary_distance(v, pid, d) < BOUNDARY_TOL
+                v = torch.where(edge.unsqueeze(-1), centre + (1.0 - 2.0 * SAMPLE_MARGIN) * (v - centre), v)
             if d == 0:
                 lp = torch.zeros(v.shape[:-1], dtype=_F64)
             elif d == 1:
@@ -313,7 +358,6 @@ class CoordinateDistribution(Distribution):
                 for k, rows, pid in self._polygon_buckets():
                     parts.append((rows, self._polygon_dist(rows, pid, k).log_prob(y[..., rows, :])))
                 lp = _assemble(lp, parts)
-            off = self._off_piece(v, d) > ON_PIECE_TOL
             out[..., idx] = torch.where(off, torch.full_like(lp, -math.inf), lp)
         idx = self.index[3]
         if idx.numel():
