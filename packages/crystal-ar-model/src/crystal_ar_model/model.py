@@ -190,7 +190,7 @@ class CrystalARModel(nn.Module):
         reduced = primitive_reduced_basis(sg, lat)
         edges = minimum_image_edges(cond_frac, piece, ptr, sg, lat, reduced)
         graph = prefix_graph(states, ptr, edges)
-        g = self.gnn(graph, batch.wyckoff, batch.element, cond_frac, batch.mult, edges.vector, edges.ties)
+        g = self.gnn(graph, batch.wyckoff, batch.element, cond_frac, batch.mult, edges)
         tables = self.tables
         bs = prefix_build_state(
             states,
