@@ -61,6 +61,21 @@ def test_training_reduces_validation_nll(trained_run: Path) -> None:
     assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == ["epoch-00003", "epoch-00004"]
 
 
+def test_best_validation_model_is_kept(trained_run: Path) -> None:
+    """run/best holds the weights of the epoch with the lowest validation NLL, loadable on its own."""
+    from safetensors.torch import load_file
+
+    m = read_metrics(trained_run)
+    best_epoch = min(m, key=lambda r: r["val"]["nll_total"])["epoch"]
+    meta = read_meta(trained_run / "best")
+    assert meta["epoch"] == best_epoch and meta["metrics"]["val"]["nll_total"] == min(r["val"]["nll_total"] for r in m)
+    assert not (trained_run / "best" / "optimizer.safetensors").exists()
+    if best_epoch == 4:  # then the best weights are the last checkpoint's
+        last = load_file(str(resolve_checkpoint(trained_run) / "model.safetensors"))
+        best = load_file(str(trained_run / "best" / "model.safetensors"))
+        assert last.keys() == best.keys() and all(bool((last[k] == best[k]).all()) for k in last)
+
+
 def test_resume_after_sigkill_matches_uninterrupted(
     trained_run: Path, config_file: Path, cache_dir: Path, tmp_path: Path
 ) -> None:

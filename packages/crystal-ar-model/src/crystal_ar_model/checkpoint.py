@@ -86,6 +86,34 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+def _write_checkpoint_dir(
+    final: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, meta: dict[str, Any]
+) -> Path:
+    """Write model (and optimizer) state and ``meta.json`` into a temporary sibling of ``final``, fsync, and
+    rename it into place (replacing an older ``final``)."""
+    parent = final.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    if optimizer is not None:
+        tensors, info = _optimizer_tensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        _write_json(tmp / "optimizer.json", info)
+    _write_json(
+        tmp / "meta.json",
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": package_versions(), **meta},
+    )
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(parent)
+    return final
+
+
 def save_checkpoint(
     run_dir: Path,
     epoch: int,
@@ -96,33 +124,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``run_dir/checkpoints/epoch-NNNNN`` atomically, point ``latest`` at it, prune old ones."""
     ckdir = run_dir / "checkpoints"
-    ckdir.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch:05d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=ckdir))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
-    if optimizer is not None:
-        tensors, info = _optimizer_tensors(optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        _write_json(tmp / "optimizer.json", info)
-    _write_json(
-        tmp / "meta.json",
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "epoch": epoch,
-            "versions": package_versions(),
-            **meta,
-        },
-    )
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    final = ckdir / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(ckdir)
+    final = _write_checkpoint_dir(ckdir / name, model, optimizer, {"epoch": epoch, **meta})
     fd, ltmp = tempfile.mkstemp(dir=run_dir, prefix=".latest-")
     with os.fdopen(fd, "w") as fh:
         fh.write(name + "\n")
@@ -134,6 +137,12 @@ def save_checkpoint(
     for old in done[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_best(run_dir: Path, epoch: int, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """Write the model of the best validation epoch so far to ``run_dir/best`` (weights and meta, no optimizer),
+    atomically: the checkpoint to ship or score with (``crystal-ar score --checkpoint RUN/best``)."""
+    return _write_checkpoint_dir(run_dir / "best", model, None, {"epoch": epoch, **meta})
 
 
 def resolve_checkpoint(path: str | Path) -> Path | None:

@@ -25,6 +25,7 @@ from .checkpoint import (
     load_optimizer_state,
     read_meta,
     resolve_checkpoint,
+    save_best,
     save_checkpoint,
 )
 from .config import Config
@@ -167,6 +168,8 @@ def train(
                 if ln.strip() and json.loads(ln)["epoch"] < start_epoch
             ]
         metrics_path.write_text("".join(ln + "\n" for ln in kept))
+    # best validation NLL so far (restored from the kept records on --resume); its model is in run/best
+    best_val = min((json.loads(ln)["val"]["nll_total"] for ln in kept), default=math.inf) if is_main else math.inf
     meta_base = {
         "config": cfg.to_dict(),
         "bins": bins.to_dict(),
@@ -232,6 +235,9 @@ def train(
                 f"epoch {epoch}: train nll {train_nll['nll_total']:.3f}  val nll {val_nll['nll_total']:.3f} "
                 f"({parts})  {rec['crystals_per_s']:.0f} crystals/s"
             )
+            if val_nll["nll_total"] < best_val:
+                best_val = val_nll["nll_total"]
+                save_best(run, epoch, model, {**meta_base, "step": step, "metrics": rec})
             if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
                 save_checkpoint(
                     run,
