@@ -11,13 +11,16 @@ exact ASU:
    order: 'a' first, the general position last), of the sites sorted by (position, Z, coordinates);
 2. the sequence of atomic numbers Z, same site order;
 3. the coordinates, site by site and x, y, z within a site, compared with a tolerance (``COORD_TOL``):
-   values closer than the tolerance count as equal and the comparison moves on;
+   at each position the candidates whose values are chained to the least one by gaps of at most the
+   tolerance tie and the comparison moves on (a rule on the set of candidates, so the result does not
+   depend on the order in which they come);
 4. the shape indices;
 5. the lattice parameters (they differ only between descriptions related by an axis permutation that the
    metric allows within ``LATTICE_TOL``), with a tolerance.
 
 Within a description the sites are ordered by (Wyckoff index, Z, coordinates), the coordinates again
-compared with ``COORD_TOL``. Coordinates come before shape indices because a shape index is a function
+compared with ``COORD_TOL``: sites whose x values are chained by gaps of at most the tolerance are
+ordered by y, and so on. Coordinates come before shape indices because a shape index is a function
 of the coordinates except on the boundary between two pieces, where rounding would decide it.
 
 **Polar groups (the anchor).** Translations along the free directions form a continuum, fixed by an
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, cmp_to_key
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,34 +85,42 @@ class _Form:
     element: int  # index into the normalizer elements (its lattice is computed only when needed)
 
 
-def _cmp_values(a: np.ndarray, b: np.ndarray, tol: float) -> int:
-    """Lexicographic comparison where entries closer than ``tol`` are equal."""
-    for u, v in zip(np.asarray(a, dtype=float).ravel().tolist(), np.asarray(b, dtype=float).ravel().tolist(),
-                    strict=True):
-        if u - v > tol:
-            return 1
-        if v - u > tol:
-            return -1
-    return 0
+def _least(values: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of the least rows of ``values`` (C, L) in the lexicographic order with a tolerance.
+
+    Column by column, the remaining rows are sorted by that column and only those chained to the smallest
+    value by gaps of at most ``tol`` stay. Unlike a pairwise comparison with a tolerance this depends only
+    on the set of rows, not on the order they come in (no intransitive ties)."""
+    alive = np.arange(len(values))
+    for col in range(values.shape[1]):
+        if len(alive) == 1:
+            break
+        v = values[alive, col]
+        order = np.argsort(v, kind="stable")
+        gaps = np.diff(v[order]) > tol
+        alive = alive[order[:int(np.argmax(gaps)) + 1]] if gaps.any() else alive
+    return alive
+
+
+def _tolerant_order(idx: np.ndarray, frac: np.ndarray, col: int = 0) -> list[int]:
+    """``idx`` ordered by coordinates x, then y, then z, where values chained by gaps of at most ``COORD_TOL``
+    are tied (and ordered by the next coordinate): a total order that does not depend on the input order."""
+    if len(idx) <= 1 or col == 3:
+        return idx.tolist()
+    v = frac[idx, col]
+    order = np.argsort(v, kind="stable")
+    groups = np.split(idx[order], np.nonzero(np.diff(v[order]) > COORD_TOL)[0] + 1)
+    return [i for grp in groups for i in _tolerant_order(grp, frac, col + 1)]
 
 
 def _site_order(keys: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """Site indices ordered by (integer key, coordinates compared with ``COORD_TOL``)."""
+    """Site indices ordered by (integer key, coordinates with ``COORD_TOL``; see :func:`_tolerant_order`)."""
     order = np.argsort(keys, kind="stable")
     ks = keys[order]
-    same = np.nonzero(ks[1:] == ks[:-1])[0]
-    if len(same) == 0:
+    if not np.any(ks[1:] == ks[:-1]):
         return order
-    out = order.tolist()
-    i, n = 0, len(out)
-    while i < n:
-        j = i
-        while j + 1 < n and ks[j + 1] == ks[i]:
-            j += 1
-        if j > i:  # a run of equal keys: order it by coordinates with the tolerance
-            out[i:j + 1] = sorted(out[i:j + 1], key=cmp_to_key(lambda u, v: _cmp_values(frac[u], frac[v], COORD_TOL)))
-        i = j + 1
-    return np.array(out)
+    runs = np.split(order, np.nonzero(ks[1:] != ks[:-1])[0] + 1)
+    return np.array([i for run in runs for i in _tolerant_order(run, frac)], dtype=int)
 
 
 @cache
@@ -154,16 +165,14 @@ def _image_lattice(g: SpaceGroup, lattice: tuple[float, ...], element: Normalize
 
 def _best(forms: Sequence[_Form], lattice_of: Callable[[int], tuple[float, ...]]) -> _Form:
     """The least form in the order of the module docstring (letters and elements are already equal)."""
-    best = forms[0]
-    for f in forms[1:]:
-        c = _cmp_values(f.frac, best.frac, COORD_TOL)
-        if c == 0 and not np.array_equal(f.shape, best.shape):
-            c = -1 if tuple(f.shape.tolist()) < tuple(best.shape.tolist()) else 1
-        if c == 0 and f.element != best.element:
-            c = _cmp_values(np.asarray(lattice_of(f.element)), np.asarray(lattice_of(best.element)), LATTICE_KEY_TOL)
-        if c < 0:
-            best = f
-    return best
+    alive = _least(np.stack([f.frac.ravel() for f in forms]), COORD_TOL)
+    if len(alive) > 1:
+        shapes = [tuple(forms[k].shape.tolist()) for k in alive]
+        alive = np.array([k for k, sh in zip(alive, shapes, strict=True) if sh == min(shapes)])
+    if len(alive) > 1:
+        lattices = np.array([lattice_of(forms[k].element) for k in alive])
+        alive = alive[_least(lattices, LATTICE_KEY_TOL)]
+    return forms[int(alive[0])]
 
 
 def normal_form_sites(g: SpaceGroup, lattice: tuple[float, ...], frac: np.ndarray, z: np.ndarray,
@@ -247,11 +256,7 @@ def _best_anchored(g: SpaceGroup, tied: np.ndarray, reps: np.ndarray, wyck: np.n
     first = site0[valid[:, 0], valid[:, 1]]
     first[:, axes] = anchor
     # site 0 comes first in the order: only the candidates whose site 0 ties with the least one go on
-    least = first[0]
-    for v in first[1:]:
-        if _cmp_values(v, least, COORD_TOL) < 0:
-            least = v
-    keep = [k for k in range(len(valid)) if _cmp_values(first[k], least, COORD_TOL) == 0]
+    keep = _least(first, COORD_TOL).tolist()
     wi = int(wyck[cs[valid[keep[0], 0]], js[valid[keep[0], 0]]])
     cands = _anchored_candidates(g.number)[wi]
     dist, col, _, _ = cands.match(first[keep])
