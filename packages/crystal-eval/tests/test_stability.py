@@ -56,8 +56,8 @@ def randomised(s: Structure, seed: int, min_distance: float = 1.0) -> Structure:
     raise RuntimeError("no random placement found")
 
 
-# (row of the test fixture, seed of its random-position twin): GaTe, SbNO, MnCuF6, CdPb2(ClO)2
-REAL = ((0, 0), (10, 0), (26, 1), (25, 3))
+# (row of the test fixture, seed of its random-position twin): GaTe, SbNO, CdPb2(ClO)2
+REAL = ((0, 0), (10, 0), (25, 3))
 
 
 def test_reference_crystals_near_hull_random_positions_far_above(cache: FeatureCache):
@@ -72,8 +72,8 @@ def test_reference_crystals_near_hull_random_positions_far_above(cache: FeatureC
     e_real, e_bad = r_real.details.e_hull.to_numpy(), r_bad.details.e_hull.to_numpy()
     print(f"E_hull real {np.round(e_real, 3)}, random positions {np.round(e_bad, 3)} eV/atom")
     assert (e_real <= 0.1).all() and r_real.report["stable_rate"] == 100.0
-    assert np.isfinite(e_bad).all() and np.sum(e_bad > 0.1) >= 3 and e_bad.min() > e_real.max() + 0.05
-    assert r_bad.report["stable_rate"] <= 25.0
+    assert np.isfinite(e_bad).all() and np.sum(e_bad > 0.1) >= 2 and e_bad.min() > e_real.max() + 0.05
+    assert r_bad.report["stable_rate"] <= 100 / 3 + 1e-9
 
 
 def test_time_limit_counts_as_not_stable_and_a_larger_limit_retries(cache: FeatureCache):
@@ -138,15 +138,15 @@ def test_carbon24_against_dft_ground_truth(tmp_path: Path):
     test["above"] = test.energy_per_atom - e_min
     test["n_atoms"] = [len(parse_cif(c)) for c in test.cif]
     small = test[test.n_atoms <= 6].sort_values("material_id")
-    near, far = small[small.above <= 0.02].head(3), small[small.above > 0.4].head(3)
+    near, far = small[small.above <= 0.02].head(2), small[small.above > 0.4].head(2)
     crystals = [parse_cif(c) for c in [*near.cif, *far.cif]]
     config = cfg(max_steps=60, time_limit=None)
     res = evaluate_stability(crystals, len(crystals), [refs], config, FeatureCache(tmp_path / "c"))
     assert (res.details.stability_error == "").all()  # every crystal relaxed: the verdicts are physics
     stable = res.details.stable.to_numpy()
-    tp, fn = int(stable[:3].sum()), int((~stable[:3]).sum())
-    fp, tn = int(stable[3:].sum()), int((~stable[3:]).sum())
+    tp, fn = int(stable[:2].sum()), int((~stable[:2]).sum())
+    fp, tn = int(stable[2:].sum()), int((~stable[2:]).sum())
     e = np.round(res.details.e_hull.to_numpy(), 3)
     print(f"carbon_24 confusion (stable: E_hull <= 0.1): near-DFT {tp} stable, {fn} not; far-DFT {fp} stable, {tn} not")
-    print(f"E_hull near {e[:3]}, far {e[3:]}")
-    assert tp == 3 and fp == 0
+    print(f"E_hull near {e[:2]}, far {e[2:]}")
+    assert tp == 2 and fp == 0
