@@ -33,9 +33,10 @@ the order above, where site 0 comes first and the other sites follow in the usua
 
 **Near ties.** The choice is stable under noise below the tolerances: a crystal perturbed by 1e-5 A keeps
 its normal form, except when two candidates differ first by about ``COORD_TOL`` in one coordinate, or a
-site lies within the noise of an ASU face where its representative wraps around (x = 0 versus x = 1) or of
-the boundary between two shape pieces. References: E. Parthé & L. M. Gelato, Acta Cryst. A40 (1984) 169
-(standardisation of crystal-structure data by a minimal description); ITA Vol. A, part 15 (normalizers).
+site lies within the noise of an ASU face where its representative jumps to another image (x = 0 versus
+x = 1, or across a face of a rotation or inversion) or of the boundary between two shape pieces.
+References: E. Parthé & L. M. Gelato, Acta Cryst. A40 (1984) 169 (standardisation of crystal-structure
+data by a minimal description); ITA Vol. A, part 15 (normalizers).
 """
 
 from __future__ import annotations
@@ -102,25 +103,39 @@ def _least(values: np.ndarray, tol: float) -> np.ndarray:
     return alive
 
 
-def _tolerant_order(idx: np.ndarray, frac: np.ndarray, col: int = 0) -> list[int]:
+def _tolerant_order(idx: list[int], rows: list[list[float]], col: int = 0) -> list[int]:
     """``idx`` ordered by coordinates x, then y, then z, where values chained by gaps of at most ``COORD_TOL``
-    are tied (and ordered by the next coordinate): a total order that does not depend on the input order."""
+    are tied (and ordered by the next coordinate): a total order that does not depend on the input order.
+    ``rows`` are the coordinates as lists (small inputs: plain Python is faster than numpy here)."""
     if len(idx) <= 1 or col == 3:
-        return idx.tolist()
-    v = frac[idx, col]
-    order = np.argsort(v, kind="stable")
-    groups = np.split(idx[order], np.nonzero(np.diff(v[order]) > COORD_TOL)[0] + 1)
-    return [i for grp in groups for i in _tolerant_order(grp, frac, col + 1)]
+        return idx
+    ordered = sorted(idx, key=lambda i: rows[i][col])
+    out: list[int] = []
+    group = [ordered[0]]
+    for prev, i in zip(ordered, ordered[1:], strict=False):
+        if rows[i][col] - rows[prev][col] > COORD_TOL:
+            out += _tolerant_order(group, rows, col + 1)
+            group = [i]
+        else:
+            group.append(i)
+    return out + _tolerant_order(group, rows, col + 1)
 
 
 def _site_order(keys: np.ndarray, frac: np.ndarray) -> np.ndarray:
     """Site indices ordered by (integer key, coordinates with ``COORD_TOL``; see :func:`_tolerant_order`)."""
     order = np.argsort(keys, kind="stable")
-    ks = keys[order]
-    if not np.any(ks[1:] == ks[:-1]):
+    ks = keys[order].tolist()
+    if all(a != b for a, b in zip(ks, ks[1:], strict=False)):
         return order
-    runs = np.split(order, np.nonzero(ks[1:] != ks[:-1])[0] + 1)
-    return np.array([i for run in runs for i in _tolerant_order(run, frac)], dtype=int)
+    rows = frac.tolist()
+    out: list[int] = []
+    run = [int(order[0])]
+    for k in range(1, len(ks)):
+        if ks[k] != ks[k - 1]:
+            out += _tolerant_order(run, rows)
+            run = []
+        run.append(int(order[k]))
+    return np.array(out + _tolerant_order(run, rows), dtype=int)
 
 
 @cache
@@ -229,7 +244,8 @@ def _best_anchored(g: SpaceGroup, tied: np.ndarray, reps: np.ndarray, wyck: np.n
                    z: np.ndarray, lattice_of: Callable[[int], tuple[float, ...]]) -> tuple[_Form, int]:
     """The least anchored description of the tied normalizer images: each site of the least (position, Z),
     with each point of its orbit moved onto the anchor by a translation along the free directions.
-    Returns it and the number of anchored descriptions computed."""
+    Site 0 comes first in the order, so only the candidates whose site 0 ties with the least one get their
+    other sites computed. Returns the least description and the number of anchored candidates."""
     axes = list(g.free_axes)
     anchor = np.array([float(v) for v in g.anchor])
     n = reps.shape[1]
@@ -239,42 +255,44 @@ def _best_anchored(g: SpaceGroup, tied: np.ndarray, reps: np.ndarray, wyck: np.n
     t = np.zeros((len(pairs), len(heights), 3))
     t[:, :, axes] = anchor - reps[cs, js][:, None, axes] - heights[None, :, :]
     t[:, :, axes] -= np.floor(t[:, :, axes] + 1e-9)  # modulo lattice translations along the free axes
-    shifted = reps[cs][:, None, :, :] + t[:, :, None, :]  # (P, S, n, 3)
-    pts = to_asu_points(g.number, shifted.reshape(-1, 3), tol=IMAGE_TOL)
-    moved = pts.frac.reshape(len(pairs), len(heights), n, 3)
-    mwyck = pts.wyckoff_index.reshape(len(pairs), len(heights), n)
-    mshape = pts.shape_index.reshape(len(pairs), len(heights), n)
-    if not np.array_equal(mwyck, np.broadcast_to(wyck[cs][:, None, :], mwyck.shape)):
-        raise CanonicalizationError(f"space group {g.number}: a translation along the free directions changed "
-                                    "a Wyckoff position")
-    site0 = moved[np.arange(len(pairs)), :, js]  # (P, S, 3): the would-be anchored site
-    ok = np.all(np.abs(site0[..., axes] - anchor) <= ANCHOR_TOL, axis=-1)  # else another orbit point is the rep
+    t = t.reshape(-1, 3)
+    job_pair = np.repeat(np.arange(len(pairs)), len(heights))
+    site0 = to_asu_points(g.number, reps[cs, js][job_pair] + t, tol=IMAGE_TOL).frac  # the would-be site 0
+    ok = np.all(np.abs(site0[:, axes] - anchor) <= ANCHOR_TOL, axis=-1)  # else another orbit point is the rep
     if not ok.any():
         raise CanonicalizationError(f"space group {g.number}: no site could be moved onto the anchor "
                                     f"({g.anchor_description})")
-    valid = np.argwhere(ok)  # (V, 2): (pair, height)
-    first = site0[valid[:, 0], valid[:, 1]]
+    valid = np.nonzero(ok)[0]
+    first = site0[valid]
     first[:, axes] = anchor
-    # site 0 comes first in the order: only the candidates whose site 0 ties with the least one go on
-    keep = _least(first, COORD_TOL).tolist()
-    wi = int(wyck[cs[valid[keep[0], 0]], js[valid[keep[0], 0]]])
+    keep = valid[_least(first, COORD_TOL)]
+    first = site0[keep]
+    first[:, axes] = anchor
+    wi = int(wyck[cs[job_pair[keep[0]]], js[job_pair[keep[0]]]])
     cands = _anchored_candidates(g.number)[wi]
-    dist, col, _, _ = cands.match(first[keep])
+    dist, col, _, _ = cands.match(first)
     if np.max(dist) > 1e-6:
-        raise CanonicalizationError(f"space group {g.number}: anchored site at {first[keep][np.argmax(dist)].tolist()} "
+        raise CanonicalizationError(f"space group {g.number}: anchored site at {first[np.argmax(dist)].tolist()} "
                                     f"lies on no anchored shape of {g.wyckoff_positions[wi].label}")
+    kc = cs[job_pair[keep]]
+    pts = to_asu_points(g.number, (reps[kc] + t[keep][:, None, :]).reshape(-1, 3), tol=IMAGE_TOL)
+    moved = pts.frac.reshape(len(keep), n, 3)
+    mwyck = pts.wyckoff_index.reshape(len(keep), n)
+    mshape = pts.shape_index.reshape(len(keep), n)
+    if not np.array_equal(mwyck, wyck[kc]):
+        raise CanonicalizationError(f"space group {g.number}: a translation along the free directions changed "
+                                    "a Wyckoff position")
     forms = []
-    for k, column in zip(keep, col.tolist(), strict=True):
-        p, h = valid[k]
-        c, j = int(cs[p]), int(js[p])
-        x = moved[p, h].copy()
+    for k in range(len(keep)):
+        c, j = int(kc[k]), int(js[job_pair[keep[k]]])
+        x = moved[k].copy()
         x[j] = first[k]
         rest = np.array([i for i in range(n) if i != j], dtype=int)
         order = np.concatenate([[j], rest[_site_order(keys[c][rest], x[rest])]]).astype(int)
-        shapes = mshape[p, h][order].copy()
-        shapes[0] = int(cands.shape_index[column])
-        forms.append(_Form(x[order], mwyck[p, h][order], shapes, z[order], c))
-    return _best(forms, lattice_of), int(shifted.shape[0] * shifted.shape[1])
+        shapes = mshape[k][order].copy()
+        shapes[0] = int(cands.shape_index[col[k]])
+        forms.append(_Form(x[order], mwyck[k][order], shapes, z[order], c))
+    return _best(forms, lattice_of), len(t)
 
 
 def _element_numbers(symbols: Sequence[str]) -> np.ndarray:
