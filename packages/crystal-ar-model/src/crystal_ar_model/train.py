@@ -32,9 +32,71 @@ from .config import Config
 from .data import CrystalTensors, DataSplits, load_preset
 from .errors import CheckpointFormatError, ConfigError
 from .factors import LatticeBins
-from .model import FACTORS, CrystalARModel, bins_for, vocabulary_for
+from .model import ATOM_FACTORS, FACTORS, CrystalARModel, bins_for, vocabulary_for
 
 NLL_KEYS = tuple(f"nll_{k}" for k in (*FACTORS, "total"))
+
+# Independently parameterised parts of the likelihood: unit -> (top-level modules, factors whose NLL depends on those
+# modules' parameters only). p(G, C) mixes p(G), p(C | G), p(C) and p(G | C), so space group and composition form one
+# unit. ``RUN/best`` takes each unit's weights from the epoch of that unit's lowest validation NLL (early stopping per
+# factor); the composed model's validation NLL is the sum of the units' minima (``test_best_model_is_composed_...``).
+SELECTION_UNITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "space_group+composition": (("space_group_prior", "space_group_given_comp", "composition"),
+                                ("space_group", "composition")),
+    "lattice": (("lattice",), ("lattice",)),
+    "atoms": (("element_embedding", "wyckoff_embedding", "gnn", "context", "heads", "coords"), ATOM_FACTORS),
+}
+
+
+def unit_of_parameter(name: str) -> str:
+    """The selection unit a state-dict key belongs to (:data:`SELECTION_UNITS`)."""
+    top = name.split(".", 1)[0]
+    for unit, (modules, _) in SELECTION_UNITS.items():
+        if top in modules:
+            return unit
+    raise ConfigError(f"parameter {name!r} belongs to no selection unit (update SELECTION_UNITS)")
+
+
+def unit_nll(val: dict[str, float], unit: str) -> float:
+    """Validation NLL (nats/crystal) of one selection unit's factors."""
+    return sum(val[f"nll_{f}"] for f in SELECTION_UNITS[unit][1])
+
+
+class BestModel:
+    """Per-unit best weights by validation NLL, composed into one model written to ``RUN/best``."""
+
+    def __init__(self, model: CrystalARModel, run: Path, history: list[dict[str, Any]]) -> None:
+        self.run = run
+        self.units = {unit_of_parameter(k) for k in model.state_dict()}
+        self.nll = {u: math.inf for u in self.units}
+        self.epoch = dict.fromkeys(self.units, 0)
+        for rec in history:  # --resume: the best so far and its weights (from RUN/best)
+            for u in self.units:
+                if unit_nll(rec["val"], u) < self.nll[u]:
+                    self.nll[u], self.epoch[u] = unit_nll(rec["val"], u), rec["epoch"]
+        self.state: dict[str, torch.Tensor] = {}
+        if history and (run / "best" / "model.safetensors").is_file():
+            self.state = load_model_state(run / "best")
+
+    def update(self, model: CrystalARModel, epoch: int, val: dict[str, float], meta: dict[str, Any]) -> bool:
+        """Take the units whose validation NLL improved; rewrite ``RUN/best`` if any did."""
+        better = [u for u in self.units if unit_nll(val, u) < self.nll[u]]
+        if not better:
+            return False
+        for k, v in model.state_dict().items():
+            if unit_of_parameter(k) in better or k not in self.state:
+                self.state[k] = v.detach().cpu().clone()
+        for u in better:
+            self.nll[u], self.epoch[u] = unit_nll(val, u), epoch
+        import copy
+
+        scratch = copy.deepcopy(model).cpu()
+        scratch.load_state_dict(self.state)
+        selection = {"units": {u: {"epoch": self.epoch[u], "val_nll": self.nll[u],
+                                   "factors": list(SELECTION_UNITS[u][1])} for u in sorted(self.units)},
+                     "val_nll_total": sum(self.nll.values())}
+        save_best(self.run, max(self.epoch.values()), scratch, {**meta, "selection": selection})
+        return True
 
 
 def make_optimizer(model: CrystalARModel, cfg: Config) -> torch.optim.AdamW:
@@ -168,8 +230,8 @@ def train(
                 if ln.strip() and json.loads(ln)["epoch"] < start_epoch
             ]
         metrics_path.write_text("".join(ln + "\n" for ln in kept))
-    # best validation NLL so far (restored from the kept records on --resume); its model is in run/best
-    best_val = min((json.loads(ln)["val"]["nll_total"] for ln in kept), default=math.inf) if is_main else math.inf
+    # best weights per selection unit so far (restored from the kept records and RUN/best on --resume)
+    best = BestModel(model, run, [json.loads(ln) for ln in kept]) if is_main else None
     meta_base = {
         "config": cfg.to_dict(),
         "bins": bins.to_dict(),
@@ -235,9 +297,8 @@ def train(
                 f"epoch {epoch}: train nll {train_nll['nll_total']:.3f}  val nll {val_nll['nll_total']:.3f} "
                 f"({parts})  {rec['crystals_per_s']:.0f} crystals/s"
             )
-            if val_nll["nll_total"] < best_val:
-                best_val = val_nll["nll_total"]
-                save_best(run, epoch, model, {**meta_base, "step": step, "metrics": rec})
+            assert best is not None
+            best.update(model, epoch, val_nll, {**meta_base, "step": step})
             if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
                 save_checkpoint(
                     run,
