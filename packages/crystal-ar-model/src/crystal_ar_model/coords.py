@@ -40,8 +40,9 @@ Reference: the seed paper's section 2.4 and appendix A.4 (coordinate densities a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -213,6 +214,10 @@ class CoordinateDistribution(Distribution):
         polygon: the same for polygon atoms.
         torus: the same for interior atoms.
         validate_args: as in :class:`torch.distributions.Distribution` (checks values are on their piece).
+
+    Device: the piece geometry and the densities live on the CPU (float64 tables, NumPy folds). Pieces and
+    parameters given on another device (a model on a GPU) are copied to the CPU here (differentiably), values
+    passed to :meth:`log_prob` are copied too, and every result is returned on the device of ``piece``.
     """
 
     arg_constraints: dict[str, tc.Constraint] = {}
@@ -230,6 +235,8 @@ class CoordinateDistribution(Distribution):
         geo = piece_geometry()
         if not isinstance(piece, Tensor) or piece.dim() != 1 or piece.dtype != torch.long:
             raise ValueError(f"piece must be a (N,) long tensor, got {getattr(piece, 'dtype', type(piece))}")
+        self.result_device = piece.device
+        piece, segment, polygon, torus = (_on_cpu(x) for x in (piece, segment, polygon, torus))
         n_pieces = geo.dim.shape[0]
         if piece.numel() and (int(piece.min()) < 0 or int(piece.max()) >= n_pieces):
             raise ValueError(f"piece ids must lie in 0..{n_pieces - 1}")
@@ -323,10 +330,10 @@ class CoordinateDistribution(Distribution):
         ``-inf`` for values off their piece (farther than :data:`ON_PIECE_TOL` from its affine hull, or outside
         the segment or polygon); the interior density is invariant under the group and is returned at any point.
         """
+        value = value.to(device="cpu", dtype=_F64)
         if self._validate_args:
             self._validate_sample(value)
             self._check_on_piece(value)
-        value = value.to(_F64)
         if value.shape[-2:] != (self.piece.numel(), 3):
             raise ValueError(f"value must have shape (..., {self.piece.numel()}, 3), got {tuple(value.shape)}")
         out = torch.zeros(value.shape[:-1], dtype=_F64)
@@ -366,7 +373,7 @@ class CoordinateDistribution(Distribution):
                 (rows, self._torus_dist(rows, sg, o).log_prob(v[..., rows, :])) for o, rows, sg in self._torus_buckets()
             ]
             out[..., idx] = _assemble(torch.empty(v.shape[:-1], dtype=_F64), parts)
-        return out
+        return out.to(self.result_device)
 
     def log_prior(self) -> Tensor:
         """``(N,)`` log density of every atom's mixture weights under Dirichlet(1.0001) (0 for points)."""
@@ -374,7 +381,7 @@ class CoordinateDistribution(Distribution):
         for d, p in ((1, self.segment), (2, self.polygon), (3, self.torus)):
             if p is not None and self.index[d].numel():
                 out[self.index[d]] = mixture_weight_log_prior(p.logits.to(_F64))
-        return out
+        return out.to(self.result_device)
 
     def log_prob_terms(self, frac: Tensor) -> tuple[Tensor, Tensor]:
         """``(log_prob(frac), log_prior())``: the log density ``(..., N)`` and the Dirichlet(1.0001) log prior
@@ -423,7 +430,7 @@ class CoordinateDistribution(Distribution):
             if idx.numel():
                 for o, rows, sg in self._torus_buckets():
                     out[..., idx[rows], :] = self._torus_dist(rows, sg, o).sample(shape, generator=generator)
-        return out
+        return out.to(self.result_device)
 
     # ------------------------------------------------------------------ validation
     def _check_on_piece(self, value: Tensor) -> None:
@@ -431,6 +438,13 @@ class CoordinateDistribution(Distribution):
             idx = self.index[d]
             if idx.numel() and bool((self._off_piece(value.to(_F64)[..., idx, :], d) > ON_PIECE_TOL).any()):
                 raise ValueError(f"value is off its {('point', 'segment', 'polygon')[d]} piece")
+
+
+def _on_cpu(x: Any) -> Any:
+    """A tensor or a parameter dataclass (or ``None``) with every tensor on the CPU (differentiable copies)."""
+    if x is None or isinstance(x, Tensor):
+        return x if x is None or x.device.type == "cpu" else x.cpu()
+    return type(x)(**{f.name: _on_cpu(getattr(x, f.name)) for f in fields(x)})
 
 
 def _gather(param: Tensor, comp: Tensor) -> Tensor:

@@ -60,6 +60,20 @@ TRICLINIC, HEXAGONAL, CUBIC = (
 _B_EQUALS_A = torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.bool)
 
 
+def draw_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One index per row of ``probs`` (..., K) (non-negative, not necessarily normalised), by inversion of the
+    cumulative sums: ``k = #{j : F_j <= u F_K}`` with one uniform u per row (float64).
+
+    The uniforms are drawn on the CPU with ``generator`` (a CPU generator, or the global one) and then moved to
+    ``probs``' device, so that the random stream is the same on every device and one CPU generator serves a
+    model on a GPU. An index with probability 0 is never returned (u < 1, and ``F_j <= u F_K`` selects the first
+    j with F_j > u F_K, whose mass is positive)."""
+    u = torch.rand(probs.shape[:-1], generator=generator, dtype=torch.float64).to(probs.device)
+    cdf = probs.to(torch.float64).cumsum(-1)
+    idx = (cdf <= (u * cdf[..., -1]).unsqueeze(-1)).sum(-1)
+    return idx.clamp(max=probs.shape[-1] - 1)
+
+
 def mlp(d_in: int, hidden: int, d_out: int, layers: int = 2) -> nn.Sequential:
     """``layers`` Linear layers with SiLU in between."""
     mods: list[nn.Module] = []
@@ -304,7 +318,7 @@ class CompositionFactor(nn.Module):
                     step_allow = (req | optional.unsqueeze(-1)) & (allow if allow is not None else True)
             logits = self._step_logits(context, set_sum, last, room, step_allow, nxt) / temperature
             probs = torch.softmax(logits, -1)
-            a = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            a = draw_categorical(probs, generator)
             stop = (a == self.stop) | done
             done = stop
             if bool(done.all()):
@@ -574,10 +588,9 @@ class LatticeFactor(nn.Module):
             cond = self.conditioning(self.bin_center(idx), family)
             low, high = self.gamma_bounds(cond, family)
             h = self._features(context, cond)[:, j]
-            c = torch.multinomial(
-                torch.softmax(self._coarse_logits(h, low[:, j], high[:, j]) / temperature, -1), 1, generator=generator
-            ).squeeze(-1)
+            coarse_logits = self._coarse_logits(h, low[:, j], high[:, j]) / temperature
+            c = draw_categorical(torch.softmax(coarse_logits, -1), generator)
             fl = self._fine_logits(h, c, torch.full_like(c, j), low[:, j], high[:, j])
-            f = torch.multinomial(torch.softmax(fl / temperature, -1), 1, generator=generator).squeeze(-1)
+            f = draw_categorical(torch.softmax(fl / temperature, -1), generator)
             idx[:, j] = torch.where(free[:, j], c * nf + f, idx[:, j])
         return self.conditioning(self.bin_center(idx), family)
