@@ -35,7 +35,7 @@ def _z_scores(observed: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def drawn():  # noqa: ANN201
     model = small_model(8, (1, 3, 8, 12, 26, 29), seed=11)
-    out = sample(model, 1500, torch.Generator().manual_seed(0))
+    out = sample(model, 1500, torch.Generator().manual_seed(0), rescore=True)  # logp by teacher forcing
     return model, out
 
 

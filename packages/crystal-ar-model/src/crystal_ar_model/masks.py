@@ -32,7 +32,8 @@ single element and p(C) stops at ``max_G max_elements``. So every sampled (G, C)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -102,11 +103,36 @@ def _k_smallest_sums(zero_dim_costs: list[int], unlimited_cost: int | None, k_ma
     return out
 
 
-def _slot_sums(costs: list[int], dims: list[int], first: int, k_max: int) -> np.ndarray:
-    """:func:`_k_smallest_sums` over the positions ``first, first + 1, ...`` of one group."""
-    zd = [c for c, d in zip(costs[first:], dims[first:], strict=True) if d == 0]
-    free = [c for c, d in zip(costs[first:], dims[first:], strict=True) if d > 0]
+def _slot_sums(
+    costs: list[int], dims: list[int], first: int, k_max: int, available: list[bool] | None = None
+) -> np.ndarray:
+    """:func:`_k_smallest_sums` over the positions ``first, first + 1, ...`` of one group (only the
+    ``available`` ones when given)."""
+    ok = available if available is not None else [True] * len(costs)
+    rows = list(zip(costs[first:], dims[first:], ok[first:], strict=True))
+    zd = [c for c, d, a in rows if d == 0 and a]
+    free = [c for c, d, a in rows if d > 0 and a]
     return _k_smallest_sums(zd, min(free) if free else None, k_max)
+
+
+def _group_rows(
+    costs: list[int], dims: list[int], k_max: int, available: list[bool] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(start_cost (K+1,), after_cost (W, K+1), lookahead (W, K+1, K+1))`` of one group's W positions."""
+    n_pos = len(costs)
+    start = _slot_sums(costs, dims, 0, k_max, available)
+    after = np.full((n_pos, k_max + 1), INF, dtype=np.int64)
+    look = np.full((n_pos, k_max + 1, k_max + 1), INF, dtype=np.int64)
+    kk, jj = np.meshgrid(np.arange(k_max + 1), np.arange(k_max + 1), indexing="ij")
+    for i in range(n_pos):
+        a = _slot_sums(costs, dims, i + 1, k_max, available)
+        after[i] = a
+        if dims[i] == 0:
+            look[i] = a[:, None]
+            continue
+        m = np.where(jj <= kk, np.minimum(jj * costs[i] + a[np.clip(kk - jj, 0, None)], INF), INF)
+        look[i] = np.minimum.accumulate(m, axis=1)  # min over j <= h
+    return start, after, look
 
 
 @cache
@@ -139,18 +165,36 @@ def budget_tables(max_atoms: int) -> BudgetTables:
                 raise AssertionError(f"{n}{wp.label}: multiplicity not divisible by the centring count {nc}")
             pm[wp.index], zero[wp.index] = c, wp.dim == 0
 
-        start[n - 1] = _slot_sums(costs, dims, 0, k_max)
-        for i, wp in enumerate(pos):
-            a = _slot_sums(costs, dims, i + 1, k_max)
-            after[wp.index] = a
-            if dims[i] == 0:
-                look[wp.index] = a[:, None]
-                continue
-            kk, jj = np.meshgrid(np.arange(k_max + 1), np.arange(k_max + 1), indexing="ij")
-            m = np.where(jj <= kk, np.minimum(jj * costs[i] + a[np.clip(kk - jj, 0, None)], INF), INF)
-            look[wp.index] = np.minimum.accumulate(m, axis=1)  # min over j <= h
+        rows = slice(pos[0].index, pos[0].index + len(pos))
+        start[n - 1], after[rows], look[rows] = _group_rows(costs, dims, k_max)
     t = torch.from_numpy
     return BudgetTables(k_max, t(pm), t(zero), t(g_off), t(g_cnt), t(after), t(look), t(start))
+
+
+def tables_with_reserved_points(tables: BudgetTables, space_group: int, reserved: Sequence[int]) -> BudgetTables:
+    """The budget tables of ``tables`` in which the 0-D positions ``reserved`` (global indices, positions of
+    ``space_group``) are no slot for further elements: in-filling reserves them for the partial crystal's sites
+    (:mod:`.infill`). Only the rows of ``space_group`` change; the others are shared with ``tables``."""
+    import asu_geometry as ag
+
+    g = ag.space_group(space_group)
+    pos = g.wyckoff_positions
+    first = pos[0].index
+    keep = set(int(r) for r in reserved)
+    if any(not first <= r < first + len(pos) for r in keep):
+        raise ValueError(f"reserved positions {sorted(keep)} are not all positions of space group {space_group}")
+    pm = tables.prim_mult.cpu().numpy()
+    costs = [int(pm[wp.index]) for wp in pos]
+    dims = [wp.dim for wp in pos]
+    available = [not (wp.dim == 0 and wp.index in keep) for wp in pos]
+    start, after, look = _group_rows(costs, dims, tables.max_atoms, available)
+    dev = tables.after_cost.device
+    rows = slice(first, first + len(pos))
+    out_after, out_look, out_start = tables.after_cost.clone(), tables.lookahead.clone(), tables.start_cost.clone()
+    out_after[rows] = torch.from_numpy(after).to(dev)
+    out_look[rows] = torch.from_numpy(look).to(dev)
+    out_start[space_group - 1] = torch.from_numpy(start).to(dev)
+    return replace(tables, after_cost=out_after, lookahead=out_look, start_cost=out_start)
 
 
 # ------------------------------------------------------------------------------------------- the state

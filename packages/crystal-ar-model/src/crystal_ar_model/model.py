@@ -298,20 +298,22 @@ class CrystalARModel(nn.Module):
         return out
 
     # ------------------------------------------------------------------------------------- API
-    def log_prob(self, batch: Any) -> dict[str, Tensor]:
-        """Exact per-crystal log-likelihood terms (natural log): the keys of :data:`LOGP_KEYS`."""
+    def global_log_prob(self, batch: Any) -> dict[str, Tensor]:
+        """``logp_space_group``, ``logp_composition`` and ``logp_lattice`` (B,) of ``batch.space_group``,
+        ``batch.comp`` and ``batch.lattice`` (the first three terms of :meth:`log_prob`)."""
         t = self._global_terms(batch)
         joint = torch.logsumexp(torch.stack([t["g"] + t["c_g"], t["c"] + t["g_c"]]), 0) - LOG2
         comp = torch.logsumexp(torch.stack([t["c_g"], t["c"]]), 0) - LOG2
+        return {"logp_space_group": joint - comp, "logp_composition": comp, "logp_lattice": t["l"]}
+
+    def log_prob(self, batch: Any) -> dict[str, Tensor]:
+        """Exact per-crystal log-likelihood terms (natural log): the keys of :data:`LOGP_KEYS`."""
+        out = self.global_log_prob(batch)
         s = self.site_terms(batch)
-        out = {
-            "logp_space_group": joint - comp,
-            "logp_composition": comp,
-            "logp_lattice": t["l"],
-        }
+        dtype = out["logp_lattice"].dtype
         for f in ATOM_FACTORS:
-            out[f"logp_{f}"] = s[f].to(joint.dtype)
-        out["logp_total"] = joint + t["l"] + sum(out[f"logp_{f}"] for f in ATOM_FACTORS)
+            out[f"logp_{f}"] = s[f].to(dtype)
+        out["logp_total"] = sum(out[f"logp_{f}"] for f in FACTORS)
         return out
 
     def forward(

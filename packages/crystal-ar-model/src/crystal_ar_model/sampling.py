@@ -25,14 +25,17 @@ temperature included), accumulated while drawing. Without constraints at tempera
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .factors import draw_categorical
+from .infill import PartialSites, infill_moves
 from .masks import candidate_positions, element_choices, legal_moves, stop_mask
+from .model import ATOM_FACTORS, FACTORS
 from .prefix import final_states
 
 NEG_INF = float("-inf")
@@ -54,6 +57,8 @@ class SampleBatch:
     logp: dict[str, Tensor]  # the model's per-factor log-likelihoods of the drawn sequences (B,)
     logp_proposal: Tensor  # (B,) log-probability under the sampled (constrained, tempered) distribution
     vocabulary: tuple[int, ...]
+    min_distance_tries: Tensor | None = None  # (B,) coordinate redraws of --min-distance (None when off)
+    min_distance_ok: Tensor | None = None  # (B,) bool: every drawn site met the threshold
 
     def __len__(self) -> int:
         return int(self.space_group.shape[0])
@@ -98,7 +103,7 @@ def _draw(logits: Tensor, mask: Tensor, temperature: float, generator: torch.Gen
     """A draw from the masked, tempered categorical per row and its log-probability."""
     lg = (logits / temperature).masked_fill(~mask, NEG_INF)
     logp = torch.log_softmax(lg, -1)
-    idx = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+    idx = draw_categorical(logp.exp(), generator)
     return idx, logp.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
 
 
@@ -112,13 +117,17 @@ def sample_global(
     required: Tensor | None = None,
     max_atoms: int | None = None,
     temperature: float = 1.0,
+    capacity: Tensor | None = None,
+    lattice: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(space_group, comp, lattice, logp_proposal)`` of ``num`` crystals (module docstring for the arguments:
     ``space_groups`` (230,) bool, ``elements``/``required`` (V,) bool). ``logp_proposal`` is the exact
-    log-probability of (G, C, l) under the sampled mixture of both orders, constraints and temperature included."""
+    log-probability of (G, C, l) under the sampled mixture of both orders, constraints and temperature included.
+    ``capacity`` (230,) replaces the groups' element capacities within the budget (in-filling reserves atoms and
+    positions); ``lattice`` (6,) fixes the lattice (not drawn; no proposal term)."""
     dev = model.polar.device
     v = model.num_elements
-    cap = model.group_capacity(max_atoms)  # (230,)
+    cap = model.group_capacity(max_atoms) if capacity is None else capacity.to(dev)  # (230,)
     n_req = int(required.sum()) if required is not None else 0
     groups_ok = cap >= max(1, n_req)
     if space_groups is not None:
@@ -156,6 +165,8 @@ def sample_global(
         model, model.composition(None, num).context, comp, c_max.expand(num), elements, required, temperature
     )
     lp = torch.logsumexp(torch.stack([lp_a, lp_b]), 0) - math.log(2.0)
+    if lattice is not None:
+        return sg, comp, lattice.to(dev, torch.float64).expand(num, 6).clone(), lp
     dist = model.lattice(sg, comp)
     lat = model.lattice.sample_lattice(dist.context, sg, generator, temperature)
     lp = lp + model.lattice.lattice_log_prob(dist.context, sg, lat, temperature=temperature)[0].double()
@@ -213,6 +224,10 @@ def _proposal_comp(
     return total
 
 
+MIN_DISTANCE_TRIES = 100
+"""How many times ``--min-distance`` redraws one site's coordinates before giving up (recorded per crystal)."""
+
+
 @torch.no_grad()
 def sample(
     model: Any,
@@ -223,18 +238,40 @@ def sample(
     required: Tensor | None = None,
     max_atoms: int | None = None,
     temperature: float = 1.0,
-    rescore: bool = True,
+    rescore: bool = False,
+    partial: PartialSites | None = None,
+    min_distance: float | None = None,
+    max_tries: int = MIN_DISTANCE_TRIES,
 ) -> SampleBatch:
     """Draw ``num`` crystals (module docstring). ``space_groups`` (230,) bool, ``elements``/``required`` (V,) bool
-    over the model's vocabulary; ``max_atoms`` at most the model's; ``rescore``: compute ``logp`` (one extra
-    scoring pass; without it ``logp`` is empty)."""
+    over the model's vocabulary; ``max_atoms`` at most the model's; ``partial``: in-filling (:mod:`.infill`);
+    ``min_distance`` (Angstrom): redraw a site's coordinates (at most ``max_tries`` times) while any atom comes
+    closer to it than that (:mod:`.distances`). ``logp`` is accumulated while drawing; ``rescore`` recomputes it
+    by teacher forcing (:meth:`.model.CrystalARModel.log_prob`, one extra pass; the two agree to rounding)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    budget = model.cfg.max_atoms if max_atoms is None else min(int(max_atoms), model.cfg.max_atoms)
+    model_budget = model.cfg.max_atoms
+    budget = model_budget if max_atoms is None else min(int(max_atoms), model_budget)
     was_training = model.training
     model.eval()
     dev = model.polar.device
-    sg, comp, lat, lp_prop = sample_global(model, num, generator, space_groups, elements, required, budget, temperature)
+    cap_override = None
+    fixed_lattice = None
+    if partial is not None:
+        if partial.budget != budget:
+            raise ValueError(f"the partial crystal was prepared for a budget of {partial.budget} atoms, not {budget}")
+        only = torch.zeros(230, dtype=torch.bool, device=dev)
+        only[partial.space_group - 1] = True
+        space_groups = only if space_groups is None else space_groups.to(dev) & only
+        pe = partial.element_mask.to(dev)
+        required = pe if required is None else required.to(dev) | pe
+        cap_override = torch.zeros(230, dtype=torch.long, device=dev)
+        cap_override[partial.space_group - 1] = partial.capacity
+        if partial.lattice is not None:
+            fixed_lattice = torch.tensor(partial.lattice, dtype=torch.float64, device=dev)
+    sg, comp, lat, lp_prop = sample_global(
+        model, num, generator, space_groups, elements, required, budget, temperature, cap_override, fixed_lattice
+    )
     k_max = budget  # every site costs at least one atom
     wy = torch.zeros(num, k_max, dtype=torch.long, device=dev)
     el = torch.zeros_like(wy)
@@ -244,10 +281,23 @@ def sample(
     fr = torch.zeros(num, k_max, 3, dtype=torch.float64, device=dev)
     n_sites = torch.zeros(num, dtype=torch.long, device=dev)
     done = torch.zeros(num, dtype=torch.bool, device=dev)
+    lp_site = {f: torch.zeros(num, dtype=torch.float64, device=dev) for f in ATOM_FACTORS}
+    md_tries = torch.zeros(num, dtype=torch.long, device=dev)
+    md_ok = torch.ones(num, dtype=torch.bool, device=dev)
     tables = model.tables
+    user_masks = budget != model_budget or partial is not None
     import asu_geometry as ag
 
     mult_table = torch.tensor([wp.multiplicity for wp in ag.all_wyckoff_positions()], dtype=torch.long, device=dev)
+    if partial is not None:
+        next_p = torch.zeros(num, dtype=torch.long, device=dev)
+        p_suffix_cost = partial.suffix_cost().to(dev)
+        p_suffix_elem = partial.suffix_elements().to(dev)
+        p_w, p_s = partial.wyckoff.to(dev), partial.shape.to(dev)
+        p_x = partial.frac.to(dev)
+        p_anch = torch.zeros(partial.size, dtype=torch.bool, device=dev)
+        p_anch[0] = partial.anchored
+        p_piece = model.heads.piece_offset[p_w, p_anch.long()] + p_s
     for _ in range(k_max + 1):
         act = torch.nonzero(~done).squeeze(-1)
         if act.numel() == 0:
@@ -266,15 +316,29 @@ def sample(
             mult=mu[act][keep],
         )
         states = final_states(ptr)
-        h, bs = model.context_states(b, states, fr[act][keep], pc[act][keep], budget)
+        h, bs = model.context_states(b, states, fr[act][keep], pc[act][keep])  # the model's own context
         positions, pos_valid = candidate_positions(tables, bs.space_group)
-        legal, elems = legal_moves(tables, bs, positions, pos_valid)
-        w_ok = legal.any(-1)
-        stop_ok, cont_ok = stop_mask(bs, w_ok.any(-1))
-        if not bool((stop_ok | cont_ok).all()):
+        legal_m, elems = legal_moves(tables, bs, positions, pos_valid)  # the model's masks
+        w_ok_m = legal_m.any(-1)
+        stop_ok_m, cont_ok_m = stop_mask(bs, w_ok_m.any(-1))
+        if partial is not None:
+            user_state = replace(bs, budget=torch.full_like(bs.budget, budget))
+            mv = infill_moves(partial, user_state, next_p[act], positions, pos_valid, p_suffix_cost, p_suffix_elem, n)
+            legal_u, stop_ok_u = mv.legal, mv.stop_ok
+        elif user_masks:
+            legal_u, _ = legal_moves(tables, replace(bs, budget=torch.full_like(bs.budget, budget)), positions,
+                                     pos_valid)
+            stop_ok_u = stop_ok_m
+        else:
+            legal_u, stop_ok_u = legal_m, stop_ok_m
+        w_ok_u = legal_u.any(-1)
+        cont_ok_u = w_ok_u.any(-1)
+        if not bool((stop_ok_u | cont_ok_u).all()):
             raise AssertionError("a sampled crystal reached a state without a legal move (mask bug)")
-        choice, lps = _draw(model.heads.stop_logits(h), torch.stack([stop_ok, cont_ok], -1), temperature, generator)
+        stop_logits = model.heads.stop_logits(h)
+        choice, lps = _draw(stop_logits, torch.stack([stop_ok_u, cont_ok_u], -1), temperature, generator)
         lp_prop[act] += lps.double()
+        lp_site["stop"][act] += _model_lp(stop_logits, torch.stack([stop_ok_m, cont_ok_m], -1), choice)
         stop = choice == 0
         done[act[stop]] = True
         go = torch.nonzero(~stop).squeeze(-1)
@@ -282,40 +346,149 @@ def sample(
             continue
         rows = act[go]
         hg = h[go]
-        col, lpw = _draw(model.heads.wyckoff_logits(hg, positions[go], w_ok[go]), w_ok[go], temperature, generator)
+        w_logits = model.heads.wyckoff_logits(hg, positions[go], w_ok_m[go])
+        col, lpw = _draw(w_logits, w_ok_u[go], temperature, generator)
         w_new = positions[go].gather(1, col.unsqueeze(-1)).squeeze(-1)
         e_w = model.wyckoff_embedding(w_new)
         el_cand = elems[go]
-        j, lpa = _draw(
-            model.heads.element_logits(hg, e_w, el_cand), element_choices(legal[go], col), temperature, generator
-        )
+        a_logits = model.heads.element_logits(hg, e_w, el_cand)
+        j, lpa = _draw(a_logits, element_choices(legal_u[go], col), temperature, generator)
         a_new = el_cand.gather(1, j.unsqueeze(-1)).squeeze(-1)
         e_a = model.element_embedding(a_new)
         anchored = (n[go] == 0) & model.polar[sg[rows] - 1]
         cand, cand_ok = model.heads.pieces(w_new, anchored)
-        s_new, lps_ = _draw(model.heads.shape_logits(hg, e_w, e_a, cand, cand_ok), cand_ok, temperature, generator)
+        s_logits = model.heads.shape_logits(hg, e_w, e_a, cand, cand_ok)
+        s_new, lps_ = _draw(s_logits, cand_ok, temperature, generator)
+        forced = torch.zeros_like(go, dtype=torch.bool)
+        if partial is not None:
+            has = mv.has_pending[go]
+            forced = has & (col == mv.pending_col[go]) & (a_new == mv.pending_elem[go])
+            fk = next_p[rows].clamp(max=partial.size - 1)
+            s_new = torch.where(forced, p_s[fk], s_new)
+            lps_ = torch.where(forced, torch.zeros_like(lps_), lps_)
         piece = cand.gather(1, s_new.unsqueeze(-1)).squeeze(-1)
-        dist = model.coords(torch.cat([hg, e_w, e_a], -1), piece)
+        ctx = torch.cat([hg, e_w, e_a], -1)
+        dist = model.coords(ctx, piece)
         x = dist.sample(generator=generator)
+        if partial is not None and bool(forced.any()):
+            x = torch.where(forced.unsqueeze(-1), p_x[fk], x)
+        if min_distance is not None:
+            x = _enforce_min_distance(
+                model, ctx, piece, x, rows, ~forced, min_distance, max_tries, generator, md_tries, md_ok,
+                sg, lat, wy, pc, fr, n_sites, (partial, next_p, p_piece, p_x) if partial is not None else None,
+            )
+            dist = model.coords(ctx, piece)
         lpx = dist.log_prob(x)
-        lp_prop[rows] += lpw.double() + lpa.double() + lps_.double() + lpx.double()
+        lp_prop[rows] += lpw.double() + lpa.double() + lps_.double() + torch.where(forced, 0.0, lpx.double())
+        lp_site["wyckoff"][rows] += _model_lp(w_logits, w_ok_m[go], col)
+        lp_site["element"][rows] += _model_lp(a_logits, element_choices(legal_m[go], col), j)
+        lp_site["shape"][rows] += _model_lp(s_logits, cand_ok, s_new)
+        lp_site["coords"][rows] += lpx.double()
         k = n_sites[rows]
         wy[rows, k], el[rows, k], sh[rows, k], pc[rows, k] = w_new, a_new, s_new, piece
         mu[rows, k] = mult_table[w_new]
         fr[rows, k] = x.to(torch.float64)
         n_sites[rows] += 1
+        if partial is not None:
+            next_p[rows] += forced.long()
     if not bool(done.all()):
         raise AssertionError("sampling did not stop within the atom budget (mask bug)")
+    if partial is not None and not bool((next_p == partial.size).all()):
+        raise AssertionError("a sample stopped before every partial site was placed (mask bug)")
     keep = torch.arange(k_max, device=dev) < n_sites.unsqueeze(-1)
     ptr = torch.cat([torch.zeros(1, dtype=torch.long, device=dev), torch.cumsum(n_sites, 0)])
     out = SampleBatch(
-        sg, lat, comp, ptr, wy[keep], el[keep], sh[keep], fr[keep], mu[keep], {}, lp_prop, model.vocabulary
+        sg, lat, comp, ptr, wy[keep], el[keep], sh[keep], fr[keep], mu[keep], {}, lp_prop, model.vocabulary,
+        md_tries if min_distance is not None else None, md_ok if min_distance is not None else None,
     )
+    logp = {k: v.double() for k, v in model.global_log_prob(out.as_batch()).items()}
+    logp.update({f"logp_{f}": lp_site[f] for f in ATOM_FACTORS})
+    logp["logp_total"] = sum(logp[f"logp_{f}"] for f in FACTORS)
+    out.logp = logp
     if rescore:
         out.logp = {k: v.double() for k, v in model.log_prob(out.as_batch()).items()}
     if was_training:
         model.train()
     return out
+
+
+def _model_lp(logits: Tensor, mask: Tensor, idx: Tensor) -> Tensor:
+    """The model's (untempered) log-probability of entry ``idx`` (S,) under its own mask (float64)."""
+    return torch.log_softmax(logits.masked_fill(~mask, NEG_INF), -1).gather(-1, idx.unsqueeze(-1)).squeeze(-1).double()
+
+
+def _enforce_min_distance(
+    model: Any,
+    ctx: Tensor,
+    piece: Tensor,
+    x: Tensor,
+    rows: Tensor,
+    drawn: Tensor,
+    threshold: float,
+    max_tries: int,
+    generator: torch.Generator | None,
+    tries: Tensor,
+    ok: Tensor,
+    sg: Tensor,
+    lat: Tensor,
+    wy: Tensor,
+    pc: Tensor,
+    fr: Tensor,
+    n_sites: Tensor,
+    infill: tuple[PartialSites, Tensor, Tensor, Tensor] | None,
+) -> Tensor:
+    """Redraw the coordinates of the new sites (``drawn`` among ``rows``) that come closer than ``threshold``
+    to any atom already placed or still pending (images included), at most ``max_tries`` times; updates
+    ``tries`` (redraws per crystal) and ``ok`` (whether every site met the threshold) in place."""
+    from .distances import nearest_distances
+
+    dev = x.device
+    others = _other_sites(rows, pc, fr, n_sites, infill)
+
+    def too_close(idx: Tensor) -> Tensor:
+        r = rows[idx]  # one new site per crystal
+        slot = torch.full((sg.shape[0],), -1, dtype=torch.long, device=dev)
+        slot[r] = torch.arange(r.numel(), device=dev)
+        sel = slot[others[2]] >= 0
+        d = nearest_distances(x[idx], piece[idx], torch.arange(r.numel(), device=dev), others[0][sel],
+                              others[1][sel], slot[others[2][sel]], sg[r], lat[r])
+        return d < threshold
+
+    idx = torch.nonzero(drawn).squeeze(-1)
+    if idx.numel() == 0:
+        return x
+    bad = idx[too_close(idx)]
+    movable = model.coords.piece_dim[piece[bad]] > 0
+    ok[rows[bad[~movable]]] = False  # a 0-D site cannot move
+    bad = bad[movable]
+    for _ in range(max_tries):
+        if bad.numel() == 0:
+            break
+        x = x.clone()
+        x[bad] = model.coords(ctx[bad], piece[bad]).sample(generator=generator)
+        tries[rows[bad]] += 1
+        bad = bad[too_close(bad)]
+    ok[rows[bad]] = False
+    return x
+
+
+def _other_sites(
+    rows: Tensor, pc: Tensor, fr: Tensor, n_sites: Tensor, infill: tuple[PartialSites, Tensor, Tensor, Tensor] | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(frac, piece, crystal)`` of the sites placed in the crystals ``rows`` and of their pending partial sites."""
+    k_max = pc.shape[1]
+    n = n_sites[rows]
+    keep = torch.arange(k_max, device=pc.device) < n.unsqueeze(-1)
+    crystal = rows.unsqueeze(-1).expand(-1, k_max)[keep]
+    frac, piece = fr[rows][keep], pc[rows][keep]
+    if infill is not None:
+        partial, next_p, p_piece, p_x = infill
+        pend = torch.arange(partial.size, device=pc.device) >= next_p[rows].unsqueeze(-1)  # (R, P)
+        r_idx, k_idx = pend.nonzero(as_tuple=True)
+        frac = torch.cat([frac, p_x[k_idx]])
+        piece = torch.cat([piece, p_piece[k_idx]])
+        crystal = torch.cat([crystal, rows[r_idx]])
+    return frac, piece, crystal
 
 
 def proposal_matches(batch: SampleBatch, atol: float = 1e-3) -> bool:
