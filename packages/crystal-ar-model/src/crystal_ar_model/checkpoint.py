@@ -145,6 +145,32 @@ def save_best(run_dir: Path, epoch: int, model: torch.nn.Module, meta: dict[str,
     return _write_checkpoint_dir(run_dir / "best", model, None, {"epoch": epoch, **meta})
 
 
+SHIPPED_FILES = ("model.safetensors", "meta.json", "metrics.jsonl")
+"""What ``crystal_ar_model/pretrained/`` holds once a model is shipped (``python -m crystal_ar_model.ship_model``)."""
+
+
+def shipped_checkpoint_dir() -> Path:
+    """The package-data folder of the shipped model (``crystal_ar_model/pretrained/``; it may be empty)."""
+    from importlib.resources import files
+
+    return Path(str(files("crystal_ar_model") / "pretrained"))
+
+
+def default_checkpoint() -> Path:
+    """The shipped model's checkpoint directory: what ``crystal-ar sample`` and ``score`` use without
+    ``--checkpoint``. Raises :class:`NoShippedModelError` when this installation ships none."""
+    from .errors import NoShippedModelError
+
+    d = shipped_checkpoint_dir()
+    missing = [f for f in SHIPPED_FILES[:2] if not (d / f).is_file()]
+    if missing:
+        raise NoShippedModelError(
+            f"no --checkpoint given and this installation of crystal-ar-model ships no model ({d} has no "
+            f"{' and no '.join(missing)}); pass --checkpoint RUN_DIR or a checkpoint directory"
+        )
+    return d
+
+
 def resolve_checkpoint(path: str | Path) -> Path | None:
     """The checkpoint directory for a run directory (via ``latest``) or a checkpoint directory itself."""
     p = Path(path)

@@ -1,4 +1,4 @@
-"""Command line: ``crystal-ar train``, ``crystal-ar score`` and ``crystal-ar preprocess``.
+"""Command line: ``crystal-ar sample``, ``crystal-ar score``, ``crystal-ar train`` and ``crystal-ar preprocess``.
 
 Errors with a name (``crystal_ar_model.errors`` and ``asu_geometry`` errors) print one line
 ``crystal-ar: error: <Name>: <reason>`` and exit with status 2.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 
@@ -38,9 +39,43 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument("--workers", type=int, default=2, help="to_asu processes [2]")
     pp.add_argument("--symprec", type=float, default=0.1)
     pp.add_argument("--angle-tolerance", type=float, default=5.0)
+    g = sub.add_parser(
+        "sample",
+        help="generate crystals (exactly symmetric, under hard constraints, with their log-likelihoods)",
+        description="Generate crystals with the model: ancestral sampling under hard constraints (masks), "
+        "in-filling of a partial crystal, output as samples.jsonl, samples.extxyz and symmetric CIFs.",
+    )
+    g.add_argument("-n", "--num", type=_positive_int, default=1000, help="crystals to generate [1000]")
+    g.add_argument("--batch-size", type=_positive_int, default=500,
+                   help="crystals per vectorised batch; also the block size of the random stream [500]")
+    g.add_argument("--checkpoint", default=None, help="checkpoint or run directory [the model shipped in the package]")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random stream [0]")
+    g.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs [cpu]")
+    g.add_argument("--space-group", default=None,
+                   help="allowed space groups: numbers and/or Hermann-Mauguin symbols, comma separated "
+                   "(225, Fm-3m, 221,225,229)")
+    g.add_argument("--elements", default=None, help="allowed elements: the composition is a subset (Li,Fe,P,O)")
+    g.add_argument("--require-elements", default=None, help="required elements: the composition is a superset")
+    g.add_argument("--partial", default=None,
+                   help="in-filling: a partial crystal (JSON AsuCrystal-like record or CIF) kept verbatim in every "
+                   "sample")
+    g.add_argument("--max-atoms", type=_positive_int, default=None,
+                   help="atoms per primitive cell at most [the model's limit]")
+    g.add_argument("--temperature", type=_positive_float, default=1.0,
+                   help="divides every categorical's logits (reported log-likelihoods stay untempered) [1.0]")
+    g.add_argument("--min-distance", type=_positive_float, default=None,
+                   help="redraw a site's coordinates while an atom (images included) is closer than this many "
+                   "Angstrom (at most 100 times) [off]")
+    g.add_argument("--shard", default="0/1", type=_shard, help="draw shard i of n of the stream (i/n) [0/1]")
+    g.add_argument("-o", "--out", required=True, help="output folder (samples.jsonl, samples.extxyz, cif/)")
+    g.add_argument("--cif", default="dir", choices=("dir", "zip", "none"), help="CIFs as OUT/cif/, OUT/cif.zip or none")
+    g.add_argument("--workers", type=int, default=1,
+                   help="processes deriving the normal forms (spglib) beside the sampler; 0: in-process [1]")
+    g.add_argument("--threads", type=int, default=1, help="torch threads [1]")
+    g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
     s.add_argument("input", help="a CIF file, a folder of CIFs or a CDVAE CSV")
-    s.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    s.add_argument("--checkpoint", default=None, help="checkpoint or run directory [the model shipped in the package]")
     s.add_argument("-o", "--output", default=None, help="CSV file to write [stdout]")
     s.add_argument("--symprec", type=float, default=0.1)
     s.add_argument("--angle-tolerance", type=float, default=5.0)
@@ -55,6 +90,55 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1, help="torch threads [1: fastest for the small factors]")
     s.add_argument("--float64", action="store_true", help="evaluate the model in double precision")
     return p
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from .generate import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import default_checkpoint, resolve_checkpoint
+    from .constraints import build_constraints
+    from .errors import ConfigError
+    from .generate import SampleRun, SampleSettings, checkpoint_sha256
+    from .score import load_model
+
+    torch.set_num_threads(args.threads)
+    settings = SampleSettings(args.num, args.batch_size, args.seed, args.shard, args.temperature, args.min_distance,
+                              args.cif, args.workers)
+    constraints = build_constraints(args.space_group, args.elements, args.require_elements, args.partial,
+                                    args.max_atoms)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available to torch")
+    ckpt = resolve_checkpoint(args.checkpoint) if args.checkpoint is not None else default_checkpoint()
+    model, meta = load_model(ckpt if ckpt is not None else args.checkpoint)
+    model = model.to(args.device)
+    info = {"name": "shipped" if args.checkpoint is None else Path(str(ckpt)).name, "sha256": checkpoint_sha256(ckpt),
+            "epoch": meta.get("epoch")}
+    run = SampleRun(model, info, constraints, settings)
+    run.run(args.out, progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -123,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import CrystalARError
 
     try:
-        return {"train": _train, "score": _score, "preprocess": _preprocess}[args.command](args)
+        return {"train": _train, "score": _score, "preprocess": _preprocess, "sample": _sample}[args.command](args)
     except (CrystalARError, AsuGeometryError) as exc:
         print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

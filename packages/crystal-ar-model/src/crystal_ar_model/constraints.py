@@ -265,3 +265,108 @@ def build_constraints(
         partial=read_partial(partial) if partial else None,
         max_atoms=max_atoms,
     )
+
+
+# ---------------------------------------------------------------------------------- against the model
+@dataclass(frozen=True)
+class SamplerMasks:
+    """:class:`SamplingConstraints` checked against one model, as the sampler's arguments (tensors on the CPU):
+    ``space_groups`` (230,) bool, ``elements`` / ``required`` (V,) bool over the vocabulary (``None`` when
+    unconstrained), the atom ``budget`` and the prepared partial crystal (:class:`.infill.PartialSites`)."""
+
+    space_groups: Any
+    elements: Any
+    required: Any
+    budget: int
+    partial: Any
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`.sampling.sample`."""
+        return {"space_groups": self.space_groups, "elements": self.elements, "required": self.required,
+                "max_atoms": self.budget, "partial": self.partial}
+
+
+def _vocab_mask(zs: Sequence[int], model: Any, what: str) -> Any:
+    import torch
+
+    index = {z: i for i, z in enumerate(model.vocabulary)}
+    outside = [z for z in zs if z not in index]
+    if outside:
+        lo, hi = model.vocabulary[0], model.vocabulary[-1]
+        raise ConstraintError(f"{what}: {symbols(outside)} outside the model's element vocabulary "
+                              f"({symbols([lo])}..{symbols([hi])}, Z = {lo}..{hi})")
+    m = torch.zeros(len(model.vocabulary), dtype=torch.bool)
+    m[[index[z] for z in zs]] = True
+    return m
+
+
+def for_model(constraints: SamplingConstraints, model: Any, min_distance: float | None = None) -> SamplerMasks:
+    """Check ``constraints`` against ``model`` before any sampling and turn them into the sampler's masks.
+
+    Raises :class:`ConstraintError` for: ``--max-atoms`` above the model's limit; an element outside the model's
+    vocabulary; more required elements (``--require-elements`` and the partial crystal's) than any allowed
+    space group can hold within the atom budget (``model.group_capacity``); a partial crystal the model cannot
+    complete (see :func:`.infill.prepare_partial`), or whose given lattice puts two of its atoms closer than
+    ``min_distance``.
+    """
+    import torch
+
+    from .infill import prepare_partial
+
+    limit = int(model.cfg.max_atoms)
+    if constraints.max_atoms is not None and constraints.max_atoms > limit:
+        raise ConstraintError(f"--max-atoms {constraints.max_atoms} exceeds the model's limit of {limit} atoms per "
+                              "primitive cell")
+    budget = limit if constraints.max_atoms is None else int(constraints.max_atoms)
+    elements = None if constraints.elements is None else _vocab_mask(constraints.elements, model, "--elements")
+    required = _vocab_mask(constraints.required, model, "--require-elements") if constraints.required else None
+    groups = None
+    if constraints.space_groups is not None:
+        groups = torch.zeros(230, dtype=torch.bool)
+        groups[[g - 1 for g in constraints.space_groups]] = True
+    partial = None
+    if constraints.partial is not None:
+        partial = prepare_partial(constraints.partial, model, budget)
+        need = len(constraints.must_contain)
+        if need > partial.capacity:
+            raise ConstraintError(
+                f"the partial crystal and --require-elements need {need} distinct elements "
+                f"({symbols(constraints.must_contain)}), but with the partial crystal's {partial.size} site(s) in "
+                f"place a crystal of space group {partial.space_group} holds at most {partial.capacity} within "
+                f"{budget} atoms per primitive cell")
+        if min_distance is not None and partial.lattice is not None:
+            _check_partial_distances(model, partial, min_distance)
+    else:
+        cap = model.group_capacity(budget).cpu()
+        allowed = groups if groups is not None else torch.ones(230, dtype=torch.bool)
+        need = max(1, len(constraints.required))
+        best = int(cap[allowed].max())
+        if best < need:
+            where = "the allowed space groups" if groups is not None else "every space group"
+            raise ConstraintError(
+                f"--require-elements asks for {need} distinct elements, but {where} hold at most {best} within "
+                f"{budget} atoms per primitive cell (--max-atoms)" if best else
+                f"none of the allowed space groups fits an atom within {budget} atoms per primitive cell")
+    return SamplerMasks(groups, elements, required, budget, partial)
+
+
+def _check_partial_distances(model: Any, partial: Any, threshold: float) -> None:
+    import torch
+
+    from .distances import nearest_distances
+
+    n = partial.size
+    anchored = torch.zeros(n, dtype=torch.bool)
+    anchored[0] = partial.anchored
+    piece = model.heads.piece_offset.cpu()[partial.wyckoff, anchored.long()] + partial.shape
+    sg = torch.full((n,), partial.space_group)
+    lat = torch.tensor([partial.lattice] * n, dtype=torch.float64)
+    others = torch.arange(n).repeat_interleave(n)  # query i against every site j (its own images included)
+    cols = torch.arange(n).repeat(n)
+    keep = others != cols
+    d = nearest_distances(partial.frac, piece, torch.arange(n), partial.frac[cols[keep]], piece[cols[keep]],
+                          others[keep], sg, lat)
+    if bool((d < threshold).any()):
+        i = int(torch.argmin(d))
+        raise ConstraintError(f"the partial crystal's site {i} has an atom {float(d[i]):.3f} A away, closer than "
+                              f"--min-distance {threshold}")

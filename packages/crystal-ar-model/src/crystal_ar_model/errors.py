@@ -30,3 +30,11 @@ class ConfigError(CrystalARError, ValueError):
 
 class DataError(CrystalARError, ValueError):
     """A dataset file or preset is missing or malformed."""
+
+
+class NoShippedModelError(CheckpointFormatError):
+    """No ``--checkpoint`` was given and this installation ships no model (``crystal_ar_model/pretrained/``)."""
+
+
+class SamplingError(CrystalARError, RuntimeError):
+    """Sampling could not produce the requested crystals (e.g. the scorer cannot read back the samples)."""

@@ -4,11 +4,12 @@ In ``OUT/``:
 
 * ``samples.jsonl``: one JSON record per crystal (:meth:`SampleRecord.to_dict`): the ``AsuCrystal`` in normal
   form, the per-factor log-likelihoods of that normal form (``logp_*``, what ``crystal-ar score`` reports),
-  the log-probability of the sequence actually drawn when it differs, the min-distance resampling record,
-  and the run's constraints, seed, shard, checkpoint hash and package versions;
-* ``samples.extxyz``: the conventional cells (Cartesian, Angstrom), readable by ASE;
-* ``cif/`` (one ``<id>.cif`` per crystal) or ``cif.zip``: symmetric CIFs with the space group's operations and
-  one row per ASU site (multiplicity and Wyckoff letter), from :func:`asu_geometry.writers.to_cif`.
+  the crystal as drawn (``drawn``) and the log-probability of the sequence actually drawn when it differs, the
+  min-distance resampling record, and the run's constraints, seed, shard, checkpoint hash and package versions;
+* ``samples.extxyz``: the conventional cells (Cartesian, Angstrom) of the crystals as drawn, readable by ASE;
+* ``cif/`` (one ``<id>.cif`` per crystal) or ``cif.zip``: symmetric CIFs of the crystals as drawn, with the
+  space group's operations and one row per ASU site (multiplicity and Wyckoff letter), from
+  :func:`asu_geometry.writers.to_cif`.
 
 Files grow as ``*.partial`` while sampling runs and are renamed when the run completes, so a killed run never
 leaves a file that looks complete.
@@ -42,10 +43,18 @@ class SampleRecord:
     logp_drawn: float | None = None  # log-probability of the construction sequence actually drawn, if different
     min_distance: dict[str, Any] | None = None  # {"threshold": A, "used": bool, "tries": int} when enabled
     extra: dict[str, Any] = field(default_factory=dict)
+    drawn: AsuCrystal | None = None  # the crystal as drawn (what the CIF and extxyz hold); None: ``crystal``
+
+    @property
+    def sample(self) -> AsuCrystal:
+        """The crystal as drawn (written to the CIF and extxyz files)."""
+        return self.drawn if self.drawn is not None else self.crystal
 
     def to_dict(self, run: Mapping[str, Any]) -> dict[str, Any]:
         d: dict[str, Any] = {"@format": RECORD_FORMAT, "id": self.id, "index": self.index,
                              "crystal": self.crystal.to_dict(), **{k: float(v) for k, v in self.logp.items()}}
+        if self.drawn is not None:
+            d["drawn"] = self.drawn.to_dict()
         if self.logp_drawn is not None:
             d["logp_drawn"] = float(self.logp_drawn)
         if self.min_distance is not None:
@@ -57,9 +66,10 @@ class SampleRecord:
         if d.get("@format") != RECORD_FORMAT:
             raise ValueError(f"not a crystal-ar sample record (format {d.get('@format')!r})")
         logp = {k: float(v) for k, v in d.items() if k.startswith("logp_") and k != "logp_drawn"}
-        known = {"@format", "id", "index", "crystal", "logp_drawn", "min_distance", "run", *logp}
+        known = {"@format", "id", "index", "crystal", "drawn", "logp_drawn", "min_distance", "run", *logp}
+        drawn = AsuCrystal.from_dict(d["drawn"]) if d.get("drawn") is not None else None
         return cls(str(d["id"]), int(d["index"]), AsuCrystal.from_dict(d["crystal"]), logp, d.get("logp_drawn"),
-                   d.get("min_distance"), {k: v for k, v in d.items() if k not in known})
+                   d.get("min_distance"), {k: v for k, v in d.items() if k not in known}, drawn)
 
 
 def read_samples(path: str | Path) -> list[SampleRecord]:
@@ -110,16 +120,19 @@ class SampleWriter:
             return
         self._jsonl.write("".join(json.dumps(r.to_dict(self.run)) + "\n" for r in records))
         info = [{"id": r.id, **{k: v for k, v in r.logp.items()}} for r in records]
-        self._xyz.write(to_extxyz([r.crystal for r in records], info))
+        self._xyz.write(to_extxyz([r.sample for r in records], info))
         for r in records:
             if self.cif != "none":
-                text = to_cif(r.crystal, name=r.id, comments={"logp_total": r.logp.get("logp_total")})
-                if self._zip is not None:
-                    self._zip.writestr(f"{r.id}.cif", text)
+                text = to_cif(r.sample, name=r.id, comments={"logp_total": r.logp.get("logp_total")})
+                if self._zip is not None:  # fixed timestamps: the same run gives a byte-identical zip
+                    info = zipfile.ZipInfo(f"{r.id}.cif", date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    self._zip.writestr(info, text)
                 else:
                     (self._cif_dir / f"{r.id}.cif").write_text(text)
-            self.groups[r.crystal.space_group] += 1
-            self.elements.update({s.element for s in r.crystal.sites})
+            self.groups[r.sample.space_group] += 1
+            self.elements.update({s.element for s in r.sample.sites})
         self.count += len(records)
         self._jsonl.flush()
         self._xyz.flush()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checkpoint import load_model_state, read_meta, resolve_checkpoint
+from .checkpoint import default_checkpoint, load_model_state, read_meta, resolve_checkpoint
 from .config import Config
 from .data import ConversionReport, CrystalTensors, ProcessedDataset, convert_cifs, read_cdvae_csv
 from .errors import CheckpointFormatError, CrystalARError, DataError
@@ -22,8 +22,17 @@ from .model import LOGP_KEYS, CrystalARModel
 CSV_SUFFIXES = (".csv", ".csv.xz", ".csv.gz", ".csv.bz2")
 
 
-def load_model(checkpoint: str | Path) -> tuple[CrystalARModel, dict[str, Any]]:
-    """The model of a checkpoint directory (or of a run directory's latest checkpoint), in eval mode."""
+SYMPREC = 0.1
+"""``to_asu`` tolerance (Angstrom) of ``crystal-ar score`` (and of the normal forms ``crystal-ar sample`` records)."""
+ANGLE_TOLERANCE = 5.0
+"""``to_asu`` angle tolerance (degrees) of ``crystal-ar score``."""
+
+
+def load_model(checkpoint: str | Path | None = None) -> tuple[CrystalARModel, dict[str, Any]]:
+    """The model of a checkpoint directory (or of a run directory's latest checkpoint), in eval mode; ``None``:
+    the model shipped in the package (:func:`.checkpoint.default_checkpoint`)."""
+    if checkpoint is None:
+        checkpoint = default_checkpoint()
     ckpt = resolve_checkpoint(checkpoint)
     if ckpt is None:
         raise CheckpointFormatError(f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)")
@@ -131,20 +140,22 @@ _WORKER_STATE: Any = None  # (model, tensors, batch size) shared with forked sco
 def _score_batch(start: int) -> dict[str, np.ndarray]:
     model, tensors, batch_size = _WORKER_STATE
     b = tensors.batch(np.arange(start, min(start + batch_size, len(tensors))))
-    lp = model.log_prob(b)
-    return {k: lp[k].double().numpy() for k in LOGP_KEYS}
+    dev = model.polar.device
+    lp = model.log_prob(b if dev.type == "cpu" else b.to(dev))
+    return {k: lp[k].double().cpu().numpy() for k in LOGP_KEYS}
 
 
 def score_path(
     path: str | Path,
-    checkpoint: str | Path,
-    symprec: float = 0.1,
-    angle_tolerance: float = 5.0,
+    checkpoint: str | Path | None = None,
+    symprec: float = SYMPREC,
+    angle_tolerance: float = ANGLE_TOLERANCE,
     strict: bool = True,
     workers: int = 1,
     float64: bool = False,
 ) -> pd.DataFrame:
-    """Load the checkpoint, read and convert the input, and score it (in float64 with ``float64``)."""
+    """Load the checkpoint (default: the shipped model), read and convert the input, and score it (in float64
+    with ``float64``)."""
     model, _ = load_model(checkpoint)
     if float64:
         model = model.double()

@@ -1,0 +1,174 @@
+"""Benchmark of ``crystal-ar sample``: crystals/s end to end at batch 500, where the time goes, and the ratio to
+pyxtal's ``from_random`` on the same space groups and compositions.
+
+    python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers 1]
+        [--pyxtal 200]
+
+Figures (each printed with its definition):
+
+* end to end: ``SampleRun`` (what ``crystal-ar sample`` runs: sampling, the scorer's normal forms in ``--workers``
+  processes, scoring of the normal forms, samples.jsonl + samples.extxyz + cif/) for ``-n`` crystals, after a
+  warm-up run of one small batch in the same process (first-use caches of asu-geometry); wall clock, and the CPU
+  time of this process and of its worker processes;
+* the stages, each alone on the same drawn crystals, one process, one torch thread (wall and CPU milliseconds per
+  crystal): ``sampling.sample`` (vectorised ancestral sampling, log-likelihood accumulated while drawing), the
+  scorer's normal form (``asu_geometry.to_asu`` at symprec 0.1 of each conventional cell), the model's score of
+  the normal forms that differ from the drawn sequence, and the three output files;
+* pyxtal ``from_random`` (3-D, the same space group and conventional-cell element counts as each of the first
+  ``--pyxtal`` samples, one try each, ``max_count`` 10): crystals per second over the successful calls, the
+  failure count, and our end-to-end rate divided by it.
+
+The checkpoint: ``--checkpoint``, else the shipped model, else an untrained ``default`` model (printed). Other
+jobs on a shared machine slow every figure down; the CPU-time figures are what one free core delivers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _model(checkpoint: str | None) -> tuple[object, dict, str]:
+    from crystal_ar_model.checkpoint import default_checkpoint
+    from crystal_ar_model.errors import NoShippedModelError
+    from crystal_ar_model.generate import checkpoint_sha256
+    from crystal_ar_model.score import load_model
+
+    what = ""
+    if checkpoint is None:
+        try:
+            checkpoint, what = str(default_checkpoint()), "the shipped model"
+        except NoShippedModelError:
+            checkpoint = None
+    if checkpoint is not None:
+        model, meta = load_model(checkpoint)
+        what = what or f"checkpoint {checkpoint} (epoch {meta.get('epoch')})"
+        return model, {"name": Path(checkpoint).name, "sha256": checkpoint_sha256(Path(checkpoint)),
+                       "epoch": meta.get("epoch")}, what
+    from crystal_ar_model.config import Config
+    from crystal_ar_model.factors import LatticeBins
+    from crystal_ar_model.model import CrystalARModel, vocabulary_for
+
+    cfg = Config.load("default")
+    torch.manual_seed(0)
+    bins = LatticeBins((2.0,) * 3 + (30.0, 30.0, 30.0), (30.0,) * 3 + (150.0, 150.0, 150.0))
+    model = CrystalARModel(cfg.model, bins, vocabulary_for(cfg.model)).eval()
+    return model, {"name": "untrained-default", "sha256": "", "epoch": None}, "an untrained default model"
+
+
+def end_to_end(model: object, info: dict, n: int, batch: int, workers: int) -> float:
+    from crystal_ar_model.constraints import SamplingConstraints
+    from crystal_ar_model.generate import SampleRun, SampleSettings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        SampleRun(model, info, SamplingConstraints(), SampleSettings(min(batch, 50), batch, 99, workers=workers)).run(
+            Path(tmp) / "warm", progress=False)
+        run = SampleRun(model, info, SamplingConstraints(), SampleSettings(n, batch, 0, workers=workers))
+        t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+        s = run.run(Path(tmp) / "out", progress=False)
+        dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
+    print(f"end to end (SampleRun, -n {n}, --batch-size {batch}, --workers {workers}, 1 torch thread): "
+          f"{s.crystals / dt:.1f} crystals/s ({dt:.1f} s wall; CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in the "
+          f"main process + {1e3 * kids / s.crystals:.1f} ms/crystal in the workers)")
+    print("  " + run.text.replace("\n", "\n  "))
+    return s.crystals / dt
+
+
+def stages(model: object, batch: int) -> list:
+    from asu_geometry.normalform import same_description
+    from crystal_ar_model.generate import SAME_DESCRIPTION_TOL, _derive, score_normal_forms
+    from crystal_ar_model.outputs import SampleRecord, SampleWriter
+    from crystal_ar_model.sampling import sample
+
+    def timed(label: str, fn, count: int):  # noqa: ANN001, ANN202
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"  {label}: {1e3 * dt / count:.2f} ms/crystal wall, {1e3 * cpu / count:.2f} ms/crystal CPU")
+        return out
+
+    print(f"stages (one process, one thread, batch {batch}):")
+    out = timed("sampling.sample (ancestral, logp accumulated)", lambda: sample(model, batch,
+                                                                              torch.Generator().manual_seed(5)), batch)
+    sites = float((out.ptr[1:] - out.ptr[:-1]).double().mean())
+    crystals = out.crystals()
+    derived = timed("scorer's normal form (to_asu of the conventional cell)", lambda: _derive(crystals), batch)
+    ok = [(nf, c) for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
+    differ = [nf for nf, c in ok if not same_description(nf, c, SAME_DESCRIPTION_TOL, SAME_DESCRIPTION_TOL)]
+    timed(f"score of the {len(differ)} normal forms that differ from the drawn sequence (per crystal of the batch)",
+          lambda: score_normal_forms(model, differ), batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        recs = [SampleRecord(f"s{i:06d}", i, nf, {"logp_total": 0.0}, drawn=c) for i, (nf, c) in enumerate(ok)]
+
+        def write() -> None:
+            w = SampleWriter(tmp, {"seed": 0})
+            w.write(recs)
+            w.close()
+
+        timed("writing samples.jsonl + samples.extxyz + cif/", write, len(recs))
+    print(f"  ({sites:.2f} sites per crystal; {len(crystals) - len(ok)} of {batch} unreadable by the scorer)")
+    return crystals
+
+
+def pyxtal_rate(crystals: list, count: int) -> float:
+    from pyxtal import pyxtal
+
+    jobs = []
+    for c in crystals[:count]:
+        s = c.to_structure()
+        comp = s.composition.get_el_amt_dict()
+        jobs.append((c.space_group, list(comp), [int(round(v)) for v in comp.values()]))
+    ok, t0 = 0, time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, (sg, species, counts) in enumerate(jobs):
+            x = pyxtal()
+            try:
+                x.from_random(3, sg, species, counts, max_count=10, random_state=i)
+                ok += bool(x.valid)
+            except Exception:  # pyxtal raises for compositions its Wyckoff search cannot place
+                pass
+    dt = time.perf_counter() - t0
+    rate = ok / dt if dt > 0 else float("nan")
+    print(f"pyxtal from_random on the same {len(jobs)} space groups and compositions: {ok} crystals in {dt:.1f} s "
+          f"= {rate:.1f} crystals/s ({len(jobs) - ok} failed)")
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("-n", "--num", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    model, info, what = _model(args.checkpoint)
+    print(f"model: {what}")
+    rate = end_to_end(model, info, args.num, args.batch_size, args.workers)
+    crystals = stages(model, args.batch_size)
+    if args.pyxtal:
+        px = pyxtal_rate(crystals, args.pyxtal)
+        print(f"ratio: crystal-ar sample end to end / pyxtal from_random = {rate / px:.2f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
