@@ -135,6 +135,31 @@ def score(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def sample(session: nox.Session) -> None:
+    """Generate crystals with ``crystal-ar sample`` (default: 100 crystals from the shipped model into out/samples).
+
+    Arguments after ``--`` replace the defaults: ``nox -s sample -- -n 1000 --space-group 225 -o out/fcc``.
+    """
+    _install(session, *MODEL_STACK)
+    args = session.posargs or ["-n", "100", "-o", str(ROOT / "out" / "samples")]
+    session.run("crystal-ar", "sample", *args)
+
+
+@nox.session(python="3.11", name="generate-and-evaluate")
+def generate_and_evaluate(session: nox.Session) -> None:
+    """Sample N crystals (``N=1000``; extra ``crystal-ar sample`` options after ``--``) into out/generated, then
+    evaluate them with crystal-eval against the shared MP-20 files: train = train.first1000 + val.partial,
+    test = test.partial (the "MP-20 available subset" protocol); writes out/generated/crystal-eval.json."""
+    _install(session, *MODEL_STACK, f"./{PACKAGES['crystal_eval']}")
+    data = Path(os.environ.get("CRYSTAL_EVAL_DATA", str(ROOT.parent / "shared" / "data"))) / "mp_20_partial"
+    out = ROOT / "out" / "generated"
+    session.run("crystal-ar", "sample", "-n", os.environ.get("N", "1000"), "-o", str(out), *session.posargs)
+    session.run("crystal-eval", str(out / "samples.extxyz"), "--train", str(data / "train.first1000.csv.xz"),
+                str(data / "val.partial.csv.xz"), "--test", str(data / "test.partial.csv.xz"),
+                "-o", str(out / "crystal-eval.json"), "--details", str(out / "crystal-eval-details.csv"))
+
+
+@nox.session(python="3.11")
 def benchmark_crystal_ar(session: nox.Session) -> None:
     """Print the crystal-ar preprocessing, training and scoring throughput figures."""
     _install(session, *MODEL_STACK)
