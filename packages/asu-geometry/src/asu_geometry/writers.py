@@ -48,12 +48,14 @@ def _generic_point(shape: WyckoffShape) -> tuple[Fraction, ...]:
 
 
 @cache
-def _ops_exact(sg: int) -> list[tuple[np.ndarray, tuple[Fraction, ...]]]:
-    return space_group(sg).exact_ops()
-
-
-def _reduce(v: Sequence[Fraction]) -> tuple[Fraction, ...]:
-    return tuple(x - (x.numerator // x.denominator) for x in v)
+def _ops_integer(sg: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The operations of ``sg`` as integers: rotations (K, 3, 3), translations times ``den`` (K, 3) and ``den``
+    (the least common denominator of the translations)."""
+    ops = space_group(sg).exact_ops()
+    den = math.lcm(*(t.denominator for _, tr in ops for t in tr))
+    rot = np.stack([r for r, _ in ops]).astype(np.int64)
+    tr = np.array([[int(t * den) for t in tr] for _, tr in ops], dtype=np.int64)
+    return rot, tr, den
 
 
 _COSETS: dict[int, np.ndarray] = {}
@@ -68,11 +70,14 @@ def coset_operations(sg: int, shape: WyckoffShape, multiplicity: int) -> np.ndar
     key = id(shape)
     out = _COSETS.get(key)
     if out is None:
+        # exact in integers: x = X / L and t = T / L with L a common denominator; g x mod 1 <-> (R X + T) mod L
         x = _generic_point(shape)
-        seen: dict[tuple[Fraction, ...], int] = {}
-        for k, (r, t) in enumerate(_ops_exact(sg)):
-            seen.setdefault(_reduce(tuple(sum(int(r[i, j]) * x[j] for j in range(3)) + t[i] for i in range(3))), k)
-        out = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+        rot, tr, den = _ops_integer(sg)
+        big = math.lcm(den, *(v.denominator for v in x))
+        xi = np.array([int(v * big) for v in x], dtype=np.int64)
+        img = np.mod(rot @ xi + tr * (big // den), big)  # (K, 3), one row per operation
+        _, first = np.unique(img, axis=0, return_index=True)
+        out = np.sort(first).astype(np.int64)  # the first operation of each distinct image, in table order
         out.setflags(write=False)
         _COSETS[key] = out  # shapes live as long as the cached tables, so id() is a stable key
     if len(out) != multiplicity:
