@@ -2,7 +2,7 @@
 pyxtal's ``from_random`` on the same space groups and compositions.
 
     python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers 1]
-        [--pyxtal 200]
+        [--pyxtal 200] [--round-trip]
 
 Figures (each printed with its definition):
 
@@ -14,6 +14,9 @@ Figures (each printed with its definition):
   crystal): ``sampling.sample`` (vectorised ancestral sampling, log-likelihood accumulated while drawing), the
   scorer's normal form (``asu_geometry.to_asu`` at symprec 0.1 of each conventional cell), the model's score of
   the normal forms that differ from the drawn sequence, and the three output files;
+* ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
+  against the records' ``logp_total`` (largest and mean absolute difference);
+* the unreadable draws of the stage batch: the largest of their shortest interatomic distances;
 * pyxtal ``from_random`` (3-D, the same space group and conventional-cell element counts as each of the first
   ``--pyxtal`` samples, one try each, ``max_count`` 10): crystals per second over the successful calls, the
   failure count, and our end-to-end rate divided by it.
@@ -33,6 +36,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +75,7 @@ def _model(checkpoint: str | None) -> tuple[object, dict, str]:
     return model, {"name": "untrained-default", "sha256": "", "epoch": None}, "an untrained default model"
 
 
-def end_to_end(model: object, info: dict, n: int, batch: int, workers: int) -> float:
+def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, round_trip: bool) -> float:
     from crystal_ar_model.constraints import SamplingConstraints
     from crystal_ar_model.generate import SampleRun, SampleSettings
 
@@ -82,11 +86,28 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int) -> f
         t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
         s = run.run(Path(tmp) / "out", progress=False)
         dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
-    print(f"end to end (SampleRun, -n {n}, --batch-size {batch}, --workers {workers}, 1 torch thread): "
-          f"{s.crystals / dt:.1f} crystals/s ({dt:.1f} s wall; CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in the "
-          f"main process + {1e3 * kids / s.crystals:.1f} ms/crystal in the workers)")
-    print("  " + run.text.replace("\n", "\n  "))
+        print(f"end to end (SampleRun, -n {n}, --batch-size {batch}, --workers {workers}, 1 torch thread): "
+              f"{s.crystals / dt:.1f} crystals/s ({dt:.1f} s wall; CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in "
+              f"the main process + {1e3 * kids / s.crystals:.1f} ms/crystal in the workers)")
+        print("  " + run.text.replace("\n", "\n  "))
+        if round_trip:
+            _round_trip(model, Path(tmp) / "out")
     return s.crystals / dt
+
+
+def _round_trip(model: object, out: Path) -> None:
+    """``crystal-ar score`` of every written CIF (to_asu at symprec 0.1 of the parsed file) against the records."""
+    from crystal_ar_model.data import ProcessedDataset
+    from crystal_ar_model.outputs import read_samples
+    from crystal_ar_model.score import read_input, score_dataset, to_crystals
+
+    ids, items = read_input(out / "cif")
+    crystals, _ = to_crystals(ids, items)
+    df = score_dataset(model, ProcessedDataset.from_crystals(crystals)).set_index("id")
+    recs = read_samples(out / "samples.jsonl")
+    diff = np.array([abs(df.loc[r.id, "logp_total"] - r.logp["logp_total"]) for r in recs])
+    print(f"  round trip: crystal-ar score of the {len(df)} CIFs vs the records' logp_total: largest difference "
+          f"{diff.max():.2e} nats, mean {diff.mean():.2e}")
 
 
 def stages(model: object, batch: int) -> list:
@@ -121,19 +142,38 @@ def stages(model: object, batch: int) -> list:
             w.close()
 
         timed("writing samples.jsonl + samples.extxyz + cif/", write, len(recs))
-    print(f"  ({sites:.2f} sites per crystal; {len(crystals) - len(ok)} of {batch} unreadable by the scorer)")
-    return crystals
+    bad = [c for (nf, _), c in zip(derived, crystals, strict=True) if nf is None]
+    closest = max((_closest_pair(c) for c in bad), default=float("nan"))
+    print(f"  ({sites:.2f} sites per crystal; {len(bad)} of {batch} unreadable by the scorer, the largest of their "
+          f"shortest interatomic distances {closest:.3f} A)")
+    return [c for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
+
+
+def _closest_pair(crystal: object) -> float:
+    """Shortest distance between two distinct atoms of the conventional cell (periodic, pymatgen)."""
+    from asu_geometry.writers import to_structures
+
+    s = to_structures([crystal])[0]
+    if len(s) < 2:
+        return float("inf")
+    d = s.distance_matrix
+    np.fill_diagonal(d, np.inf)
+    return float(d.min())
 
 
 def pyxtal_rate(crystals: list, count: int) -> float:
     from pyxtal import pyxtal
 
     jobs = []
+    import asu_geometry as ag
+
     for c in crystals[:count]:
-        s = c.to_structure()
-        comp = s.composition.get_el_amt_dict()
-        jobs.append((c.space_group, list(comp), [int(round(v)) for v in comp.values()]))
-    ok, t0 = 0, time.perf_counter()
+        g = ag.space_group(c.space_group)
+        comp: dict[str, int] = {}
+        for site in c.sites:  # conventional-cell atom counts per element
+            comp[site.element] = comp.get(site.element, 0) + g.wyckoff(site.wyckoff).multiplicity
+        jobs.append((c.space_group, list(comp), list(comp.values())))
+    ok, t0, c0 = 0, time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, (sg, species, counts) in enumerate(jobs):
@@ -143,10 +183,10 @@ def pyxtal_rate(crystals: list, count: int) -> float:
                 ok += bool(x.valid)
             except Exception:  # pyxtal raises for compositions its Wyckoff search cannot place
                 pass
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     rate = ok / dt if dt > 0 else float("nan")
     print(f"pyxtal from_random on the same {len(jobs)} space groups and compositions: {ok} crystals in {dt:.1f} s "
-          f"= {rate:.1f} crystals/s ({len(jobs) - ok} failed)")
+          f"= {rate:.1f} crystals/s, {1e3 * cpu / max(ok, 1):.1f} ms CPU per crystal ({len(jobs) - ok} failed)")
     return rate
 
 
@@ -157,12 +197,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
+    ap.add_argument("--round-trip", action="store_true", help="also re-score every written CIF (crystal-ar score)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     model, info, what = _model(args.checkpoint)
     print(f"model: {what}")
-    rate = end_to_end(model, info, args.num, args.batch_size, args.workers)
+    rate = end_to_end(model, info, args.num, args.batch_size, args.workers, args.round_trip)
     crystals = stages(model, args.batch_size)
     if args.pyxtal:
         px = pyxtal_rate(crystals, args.pyxtal)

@@ -69,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", default="0/1", type=_shard, help="draw shard i of n of the stream (i/n) [0/1]")
     g.add_argument("-o", "--out", required=True, help="output folder (samples.jsonl, samples.extxyz, cif/)")
     g.add_argument("--cif", default="dir", choices=("dir", "zip", "none"), help="CIFs as OUT/cif/, OUT/cif.zip or none")
-    g.add_argument("--workers", type=int, default=1,
-                   help="processes deriving the normal forms (spglib) beside the sampler; 0: in-process [1]")
+    g.add_argument("--workers", type=int, default=None,
+                   help="processes deriving the normal forms (spglib) beside the sampler; 0: in-process "
+                   "[CPU count - 1, at least 1]")
     g.add_argument("--threads", type=int, default=1, help="torch threads [1]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
@@ -125,8 +126,11 @@ def _sample(args: argparse.Namespace) -> int:
     from .score import load_model
 
     torch.set_num_threads(args.threads)
+    import os
+
+    workers = args.workers if args.workers is not None else max(1, (os.cpu_count() or 2) - 1)
     settings = SampleSettings(args.num, args.batch_size, args.seed, args.shard, args.temperature, args.min_distance,
-                              args.cif, args.workers)
+                              args.cif, workers)
     constraints = build_constraints(args.space_group, args.elements, args.require_elements, args.partial,
                                     args.max_atoms)
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -182,12 +182,20 @@ class CrystalARModel(nn.Module):
         return self.heads.piece_offset[batch.wyckoff, anchored.long()] + batch.shape, anchored
 
     def context_states(
-        self, batch: Any, states: PrefixStates, cond_frac: Tensor, piece: Tensor, budget: int | Tensor | None = None
+        self,
+        batch: Any,
+        states: PrefixStates,
+        cond_frac: Tensor,
+        piece: Tensor,
+        budget: int | Tensor | None = None,
+        reduced: Tensor | None = None,
     ) -> tuple[Tensor, BuildState]:
         """GNN contexts h (S, H) and build states of ``states`` of the crystals of ``batch``, whose sites sit at
-        ``cond_frac`` (the conditioning positions: clean, or noisy in training)."""
+        ``cond_frac`` (the conditioning positions: clean, or noisy in training). ``reduced``: the crystals'
+        reduced primitive bases (:func:`.periodic.primitive_reduced_basis`), computed when omitted."""
         sg, lat, ptr = batch.space_group, batch.lattice, batch.ptr
-        reduced = primitive_reduced_basis(sg, lat)
+        if reduced is None:
+            reduced = primitive_reduced_basis(sg, lat)
         edges = minimum_image_edges(cond_frac, piece, ptr, sg, lat, reduced)
         graph = prefix_graph(states, ptr, edges)
         g = self.gnn(graph, batch.wyckoff, batch.element, cond_frac, batch.mult, edges)

@@ -36,6 +36,7 @@ from .factors import draw_categorical
 from .infill import PartialSites, infill_moves
 from .masks import candidate_positions, element_choices, legal_moves, stop_mask
 from .model import ATOM_FACTORS, FACTORS
+from .periodic import primitive_reduced_basis
 from .prefix import final_states
 
 NEG_INF = float("-inf")
@@ -298,6 +299,7 @@ def sample(
         p_anch = torch.zeros(partial.size, dtype=torch.bool, device=dev)
         p_anch[0] = partial.anchored
         p_piece = model.heads.piece_offset[p_w, p_anch.long()] + p_s
+    reduced = primitive_reduced_basis(sg, lat)  # the lattice is fixed from here on
     for _ in range(k_max + 1):
         act = torch.nonzero(~done).squeeze(-1)
         if act.numel() == 0:
@@ -316,7 +318,7 @@ def sample(
             mult=mu[act][keep],
         )
         states = final_states(ptr)
-        h, bs = model.context_states(b, states, fr[act][keep], pc[act][keep])  # the model's own context
+        h, bs = model.context_states(b, states, fr[act][keep], pc[act][keep], reduced=reduced[act])  # model's own
         positions, pos_valid = candidate_positions(tables, bs.space_group)
         legal_m, elems = legal_moves(tables, bs, positions, pos_valid)  # the model's masks
         w_ok_m = legal_m.any(-1)
