@@ -71,3 +71,22 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data not found at {SHARED} (place ../shared/data beside the checkout)")
     return SHARED
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
+    """``cli(*args)``: ``crystal-ar`` in-process (argparse errors exit through SystemExit) as a CompletedProcess."""
+    import subprocess
+
+    from crystal_ar_model.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        try:
+            rc = main(list(args))
+        except SystemExit as exc:
+            rc = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), rc, out, err)
+
+    return run

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import asu_geometry as ag
@@ -30,30 +31,18 @@ from crystal_ar_model.outputs import SampleRecord, read_samples
 GROUPS = (1, 2, 12, 14, 62, 139, 166, 194, 221, 225)
 ALLOWED = ("Li", "Na", "Mg", "Al", "Si", "O", "S", "Cl", "Fe", "Cu")
 REQUIRED = ("O",)
+Cli = Callable[..., subprocess.CompletedProcess[str]]  # the conftest fixture `cli`
 
 
-def _main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``crystal-ar`` in-process (argparse errors exit through SystemExit)."""
-    from crystal_ar_model.cli import main
-
-    capsys.readouterr()
-    try:
-        rc = main(list(args))
-    except SystemExit as exc:
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), rc, out, err)
-
-
-def _sample(capsys: pytest.CaptureFixture[str], run: Path, out: Path, *args: str) -> list[SampleRecord]:
-    r = _main(capsys, "sample", "--checkpoint", str(run), "-o", str(out), "--no-progress", *args)
+def _sample(cli: Cli, run: Path, out: Path, *args: str) -> list[SampleRecord]:
+    r = cli("sample", "--checkpoint", str(run), "-o", str(out), "--no-progress", *args)
     assert r.returncode == 0, r.stderr
     return read_samples(out / "samples.jsonl")
 
 
-def _score_cifs(capsys: pytest.CaptureFixture[str], run: Path, out: Path) -> pd.DataFrame:
+def _score_cifs(cli: Cli, run: Path, out: Path) -> pd.DataFrame:
     csv = out / "rescored.csv"
-    r = _main(capsys, "score", str(out / "cif"), "--checkpoint", str(run), "-o", str(csv))
+    r = cli("score", str(out / "cif"), "--checkpoint", str(run), "-o", str(csv))
     assert r.returncode == 0, r.stderr
     return pd.read_csv(csv).set_index("id")
 
@@ -99,10 +88,10 @@ def test_constraints_hold_for_every_sample(many_groups: tuple[Path, list[SampleR
     assert first["run"]["constraints"]["required"] == list(REQUIRED)
 
 
-def test_records_round_trip_through_score(capsys: pytest.CaptureFixture[str], trained_run: Path,
+def test_records_round_trip_through_score(cli: Cli, trained_run: Path,
                                           many_groups: tuple[Path, list[SampleRecord]]) -> None:
     out, recs = many_groups
-    _assert_round_trip(recs, _score_cifs(capsys, trained_run, out))
+    _assert_round_trip(recs, _score_cifs(cli, trained_run, out))
     for r in recs:
         assert abs(sum(r.logp[k] for k in LOGP_KEYS[:-1]) - r.logp["logp_total"]) < 1e-3
         if r.logp_drawn is None:  # the drawn sequence is the normal form
@@ -163,7 +152,7 @@ def _contains_atoms(crystal: ag.AsuCrystal, atoms: list[tuple[str, np.ndarray]],
 
 
 @pytest.mark.parametrize("case", ["rocksalt", "wurtzite"])
-def test_partial_crystal_is_present_unchanged(capsys: pytest.CaptureFixture[str], trained_run: Path, tmp_path: Path,
+def test_partial_crystal_is_present_unchanged(cli: Cli, trained_run: Path, tmp_path: Path,
                                               case: str) -> None:
     if case == "rocksalt":  # non-polar, lattice given: the user's atoms at the user's positions
         user = {"space_group": "Fm-3m", "lattice": [5.64, 5.64, 5.64, 90, 90, 90],
@@ -178,7 +167,7 @@ def test_partial_crystal_is_present_unchanged(capsys: pytest.CaptureFixture[str]
     path = tmp_path / "partial.json"
     path.write_text(json.dumps(user))
     out = tmp_path / "out"
-    recs = _sample(capsys, trained_run, out, "--partial", str(path), "-n", "24", "--batch-size", "12",
+    recs = _sample(cli, trained_run, out, "--partial", str(path), "-n", "24", "--batch-size", "12",
                    "--workers", "0", "--max-atoms", "12")
     atoms = _user_atoms(sg, user["sites"])
     for r in recs:
@@ -189,7 +178,7 @@ def test_partial_crystal_is_present_unchanged(capsys: pytest.CaptureFixture[str]
         assert _contains_atoms(c, atoms, free), (r.id, c)
         assert max_operation_error(c) <= 1e-6
     assert max(len(r.sample.sites) for r in recs) > len(user["sites"])  # the model adds sites to the partial one
-    _assert_round_trip(recs, _score_cifs(capsys, trained_run, out))
+    _assert_round_trip(recs, _score_cifs(cli, trained_run, out))
 
 
 # ------------------------------------------------------------------------------------ reproducibility
@@ -197,27 +186,27 @@ def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_same_seed_identical_files(capsys: pytest.CaptureFixture[str], trained_run: Path, tmp_path: Path) -> None:
+def test_same_seed_identical_files(cli: Cli, trained_run: Path, tmp_path: Path) -> None:
     args = ("-n", "10", "--batch-size", "4", "--seed", "7", "--min-distance", "0.5", "--temperature", "0.9")
-    _sample(capsys, trained_run, tmp_path / "a", *args, "--workers", "0")
-    _sample(capsys, trained_run, tmp_path / "b", *args, "--workers", "1")
-    _sample(capsys, trained_run, tmp_path / "c", *args, "--workers", "0", "--cif", "zip")
-    _sample(capsys, trained_run, tmp_path / "d", *args, "--workers", "0", "--cif", "zip")
+    _sample(cli, trained_run, tmp_path / "a", *args, "--workers", "0")
+    _sample(cli, trained_run, tmp_path / "b", *args, "--workers", "1")
+    _sample(cli, trained_run, tmp_path / "c", *args, "--workers", "0", "--cif", "zip")
+    _sample(cli, trained_run, tmp_path / "d", *args, "--workers", "0", "--cif", "zip")
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert a.keys() == b.keys() and len(a) == 12 and a == b
     assert _files(tmp_path / "c") == _files(tmp_path / "d")
     recs = read_samples(tmp_path / "a" / "samples.jsonl")
     assert all(r.min_distance is not None and r.min_distance["threshold"] == 0.5 for r in recs)
-    other = _sample(capsys, trained_run, tmp_path / "e", "-n", "10", "--batch-size", "4", "--seed", "8",
+    other = _sample(cli, trained_run, tmp_path / "e", "-n", "10", "--batch-size", "4", "--seed", "8",
                     "--workers", "0")
     assert [r.crystal for r in other] != [r.crystal for r in recs]
 
 
-def test_shards_are_disjoint_and_complete(capsys: pytest.CaptureFixture[str], trained_run: Path,
+def test_shards_are_disjoint_and_complete(cli: Cli, trained_run: Path,
                                           tmp_path: Path) -> None:
     args = ("-n", "11", "--batch-size", "3", "--seed", "3", "--workers", "0")
-    full = _sample(capsys, trained_run, tmp_path / "full", *args)
-    parts = [_sample(capsys, trained_run, tmp_path / f"s{i}", *args, "--shard", f"{i}/2") for i in range(2)]
+    full = _sample(cli, trained_run, tmp_path / "full", *args)
+    parts = [_sample(cli, trained_run, tmp_path / f"s{i}", *args, "--shard", f"{i}/2") for i in range(2)]
     ids = [{r.id for r in p} for p in parts]
     assert not ids[0] & ids[1] and len(ids[0]) == 6 and len(ids[1]) == 5  # blocks 0, 2 / 1, 3
     lines = {}
@@ -279,32 +268,32 @@ PARTIAL_BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], trained_run: Path, tmp_path: Path, case: str) -> None:
+def test_bad_input_exits_2(cli: Cli, trained_run: Path, tmp_path: Path, case: str) -> None:
     extra, message = BAD[case]
     ckpt = [] if "--checkpoint" in extra else ["--checkpoint", str(trained_run)]
-    r = _main(capsys, "sample", *ckpt, "-o", str(tmp_path / "out"), "--no-progress", "-n", "2", *extra)
+    r = cli("sample", *ckpt, "-o", str(tmp_path / "out"), "--no-progress", "-n", "2", *extra)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "out" / "samples.jsonl").exists()
 
 
 @pytest.mark.parametrize("case", sorted(PARTIAL_BAD))
-def test_bad_partial_exits_2(capsys: pytest.CaptureFixture[str], trained_run: Path, tmp_path: Path, case: str) -> None:
+def test_bad_partial_exits_2(cli: Cli, trained_run: Path, tmp_path: Path, case: str) -> None:
     text, extra, message = PARTIAL_BAD[case]
     p = _write(tmp_path, "partial.json", text)
-    r = _main(capsys, "sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "out"), "--no-progress",
+    r = cli("sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "out"), "--no-progress",
               "-n", "2", "--partial", p, *extra)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0  # one line
 
 
-def test_missing_partial_file(capsys: pytest.CaptureFixture[str], trained_run: Path, tmp_path: Path) -> None:
-    r = _main(capsys, "sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "o"), "--partial",
+def test_missing_partial_file(cli: Cli, trained_run: Path, tmp_path: Path) -> None:
+    r = cli("sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "o"), "--partial",
               str(tmp_path / "none.json"))
     assert r.returncode == 2 and "ConstraintError" in r.stderr and "no such file" in r.stderr
 
 
 # ------------------------------------------------------------------------------------ shipped model
-def test_shipped_model_is_the_default(capsys: pytest.CaptureFixture[str], trained_run: Path, tmp_path: Path,
+def test_shipped_model_is_the_default(cli: Cli, trained_run: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from crystal_ar_model import checkpoint
     from crystal_ar_model.ship_model import ship
@@ -313,17 +302,17 @@ def test_shipped_model_is_the_default(capsys: pytest.CaptureFixture[str], traine
     empty.mkdir()
     monkeypatch.setattr(checkpoint, "shipped_checkpoint_dir", lambda: empty)
     for cmd in (["sample", "-o", str(tmp_path / "o"), "-n", "2"], ["score", str(tmp_path / "x.cif")]):
-        r = _main(capsys, *cmd)
+        r = cli(*cmd)
         assert r.returncode == 2 and "NoShippedModelError" in r.stderr and "--checkpoint" in r.stderr, r.stderr
     shipped = ship(trained_run / "best", dest=tmp_path / "pretrained")
     assert sorted(p.name for p in shipped.iterdir()) == ["meta.json", "metrics.jsonl", "model.safetensors"]
     monkeypatch.setattr(checkpoint, "shipped_checkpoint_dir", lambda: shipped)
-    r = _main(capsys, "sample", "-o", str(tmp_path / "o"), "-n", "3", "--no-progress", "--workers", "0")
+    r = cli("sample", "-o", str(tmp_path / "o"), "-n", "3", "--no-progress", "--workers", "0")
     assert r.returncode == 0, r.stderr
     recs = read_samples(tmp_path / "o" / "samples.jsonl")
     assert len(recs) == 3
     first = json.loads((tmp_path / "o" / "samples.jsonl").read_text().splitlines()[0])
     assert first["run"]["checkpoint"]["name"] == "shipped"
-    r = _main(capsys, "score", str(tmp_path / "o" / "cif"), "-o", str(tmp_path / "s.csv"))
+    r = cli("score", str(tmp_path / "o" / "cif"), "-o", str(tmp_path / "s.csv"))
     assert r.returncode == 0, r.stderr
     _assert_round_trip(recs, pd.read_csv(tmp_path / "s.csv").set_index("id"))
