@@ -26,20 +26,6 @@ def _subprocess(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
-    """Run ``crystal-ar`` in-process: returns a function giving ``CompletedProcess``-like results."""
-    from crystal_ar_model.cli import main
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        capsys.readouterr()
-        rc = main(list(args))
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), rc, out, err)
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def structures() -> list:
     df = pd.read_csv(TEST_FIXTURE)
