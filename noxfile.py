@@ -181,3 +181,13 @@ def benchmark_crystal_eval(session: nox.Session) -> None:
     """Wall time of a full crystal-eval run on 10,000 real crystals, cold and warm cache."""
     session.install("-c", CONSTRAINTS, f"./{PACKAGES['crystal_eval']}")
     session.run("python", "benchmarks/crystal_eval_bench.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def report(session: nox.Session) -> None:
+    """The benchmark report: docs/results.json, docs/results.md and docs/figures/ from the committed samples
+    (docs/samples/) and the shipped model. Arguments after ``--`` go to ``docs/report/build.py``, e.g.
+    ``nox -s report -- --resample`` (draw the 2 x 10,000 samples again) or ``-- --cache-dir DIR``."""
+    _install(session, *MODEL_STACK, f"./{PACKAGES['crystal_eval']}", "ase")  # ase: the sample-grid pictures
+    session.run("python", "docs/report/build.py", "--command-label", "nox -s report", *session.posargs,
+                env={"OMP_NUM_THREADS": "1"})

@@ -1,0 +1,152 @@
+"""The benchmark report page (docs/results.md) is rendered from its JSON alone: every number of its tables is a
+value of the JSON, and changing a value changes the page.
+
+The fixture ``tests/data/report_fixture.json`` is the output of a small dry run of ``docs/report/build.py``
+(300 samples per set, a training checkpoint, not the shipped model; the bulky per-set crystal-eval reports
+removed). No sampling or evaluation runs here.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "data" / "report_fixture.json"
+NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _load_render() -> Any:
+    spec = importlib.util.spec_from_file_location("report_render", ROOT / "docs" / "report" / "render.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+render = _load_render()
+
+
+@pytest.fixture
+def report() -> dict[str, Any]:
+    return json.loads(FIXTURE.read_text())
+
+
+def _walk(x: Any, strings: set[str], numbers: list[float]) -> None:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            strings.add(str(k))
+            _walk(v, strings, numbers)
+    elif isinstance(x, list):
+        for v in x:
+            _walk(v, strings, numbers)
+    elif isinstance(x, str):
+        strings.add(x)
+    elif isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        numbers.append(float(x))
+
+
+def _allowed(rep: dict[str, Any]) -> tuple[list[str], set[str]]:
+    """(JSON strings longest first, every way the renderer may print a JSON number)."""
+    strings: set[str] = set()
+    numbers: list[float] = []
+    _walk(rep, strings, numbers)
+    forms = set()
+    for x in numbers:
+        forms.update(f"{x:.{d}f}" for d in range(5))
+        forms.update(f"{x:,.{d}f}" for d in range(5))
+    return sorted(strings, key=len, reverse=True), forms
+
+
+def _stray_numbers(text: str, strings: list[str], forms: set[str]) -> list[str]:
+    """Numeric tokens of ``text`` that are neither a formatted JSON number nor inside a JSON string that occurs
+    there as a whole (not cutting through a number)."""
+    covered = []
+    for s in strings:
+        if not s:
+            continue
+        for m in re.finditer(re.escape(s), text):
+            a, b = m.span()
+            if (a > 0 and (text[a - 1].isdigit() or text[a - 1] == ".")) or (
+                    b < len(text) and (text[b].isdigit() or text[b] == ".")):
+                continue
+            covered.append((a, b))
+    stray = []
+    for m in NUMBER.finditer(text):
+        token = m.group().rstrip(",")
+        if token in forms or any(a <= m.start() and m.start() + len(token) <= b for a, b in covered):
+            continue
+        stray.append(token)
+    return stray
+
+
+def test_every_number_in_the_tables_comes_from_the_json(report):
+    md = render.render(report)
+    strings, forms = _allowed(report)
+    table_lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert len(table_lines) > 30  # Table 1, NLL, fidelity, distributions, speed, stage times
+    stray = {ln: bad for ln in table_lines if (bad := _stray_numbers(ln, strings, forms))}
+    assert not stray, f"numbers in the tables that are not JSON values: {stray}"
+
+
+def test_every_decimal_number_on_the_page_comes_from_the_json(report):
+    md = render.render(report)
+    strings, forms = _allowed(report)
+    stray = [t for t in _stray_numbers(md, strings, forms) if "." in t]
+    assert not stray, f"decimal numbers on the page that are not JSON values: {stray}"
+
+
+def test_a_typed_number_is_caught(report):
+    """The check above can fail: a number that is not in the JSON is reported."""
+    strings, forms = _allowed(report)
+    assert _stray_numbers("| crystal-ar, seed 0 | 12.3456789 |", strings, forms) == ["12.3456789"]
+
+
+def test_changing_a_table_value_changes_the_page(report):
+    base = render.render(report)
+    cols = report["table"]["columns"]
+    changed = 0
+    for i, row in enumerate(report["table"]["rows"]):
+        for c in cols:
+            if row["values"].get(c["key"]) is None:
+                continue
+            rep = copy.deepcopy(report)
+            new = float(rep["table"]["rows"][i]["values"][c["key"]]) + 7.123456
+            rep["table"]["rows"][i]["values"][c["key"]] = new
+            md = render.render(rep)
+            assert md != base
+            line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row['label']} | {row['protocol']} |"))
+            assert render.fmt(new, c["digits"]) in line
+            changed += 1
+    assert changed >= 20
+
+
+def test_null_values_print_na_and_other_sections_follow_the_json(report):
+    rep = copy.deepcopy(report)
+    row = rep["table"]["rows"][0]
+    row["values"]["cmd_crystalnn"] = None
+    rep["fidelity"]["operations_hold_pct"] = 12.3456
+    rep["nll"]["factors"][0]["nats"] = 98.7654
+    rep["speed"]["rows"][0]["seconds_per_500"] = 4321.0
+    md = render.render(rep)
+    line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row['label']} |"))
+    assert render.NA in line
+    assert "12.35 %" in md and "98.765" in md and "4321.0" in md
+
+
+def test_wrong_format_is_refused(report):
+    report["format"] = "something-else/1"
+    with pytest.raises(ValueError, match="format"):
+        render.render(report)
+
+
+def test_fmt():
+    assert render.fmt(None) == "n/a" and render.fmt(float("nan")) == "n/a"
+    assert render.fmt(0.123456, 4) == "0.1235" and render.fmt_int(10000) == "10,000"
