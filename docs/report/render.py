@@ -117,7 +117,16 @@ def render(rep: Mapping[str, Any]) -> str:
           f"{ev['conventions']}", ""]
     for note in rep["table"]["notes"]:
         L.append(f"- {note}")
-    L += ["", f"Stability columns: {rep['stability']['status']}. {rep['stability']['reason']}", ""]
+    st = rep["stability"]
+    L += ["", f"Stability columns: {st['status']}. {st['reason']}", ""]
+    if "values" in st:
+        v = st["values"]
+        L += [f"Data row, {st['label']}: {st['what']} ({fmt_int(st['n_evaluated'])} crystals evaluated of a draw "
+              f"of {fmt_int(st['n_draw'])}; `{st['file']}`, produced by `{st['command']}`).", ""]
+        L += _table(["Stable %", "Stable_0 %", "S.U.N. %", "S.U.N._0 %", "median relaxation RMSD (A)", "SG kept %"],
+                    [[fmt(v["stable_rate"]), fmt(v["stable_rate_0"]), fmt(v["sun_rate"]), fmt(v["sun_rate_0"]),
+                      fmt(v["relax_rmsd_median"], 3), fmt(v["sg_kept_rate"], 1)]])
+        L += [""]
 
     # ---------------------------------------------------------------- likelihood
     nll = rep["nll"]
