@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--relax-time-limit", type=float, default=60.0, metavar="SECONDS",
         help="per-crystal relaxation time limit (60; 0 = none); past it the crystal is not stable",
     )  # fmt: skip
+    st.add_argument(
+        "--relax-optimizer", choices=["batched", "ase"], default="batched",
+        help="batched: many crystals per CHGNet call (default); ase: ASE's FIRE, one crystal at a time "
+        "(the same algorithm, slower; for cross-checks)",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default 0 = all cores)")
     p.add_argument("--cache-dir", help=f"feature cache folder (default ${ENV_VAR} or ~/.cache/crystal-eval)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
@@ -127,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hull=args.hull,
                 fmax=args.relax_fmax,
                 max_steps=args.relax_steps,
+                optimizer=args.relax_optimizer,
                 time_limit=args.relax_time_limit if args.relax_time_limit > 0 else None,
             )
             stability.validate()

@@ -6,9 +6,13 @@ energy corrections) ship inside the ``chgnet`` wheel, so it runs offline. A user
 can plug in another universal potential by writing a class with the same three members and passing a
 picklable zero-argument factory for it (:class:`crystal_eval.stability.StabilityConfig.potential`).
 
-Relaxation: cell and positions together, ASE's ``FrechetCellFilter`` (Kaplan et al. 2022) driven by FIRE
-(Bitzek et al., PRL 97, 170201 (2006)) until every force and stress component is below ``fmax``
-(eV/Å) or ``max_steps`` steps are done; the time limit is the caller's (:mod:`crystal_eval.timelimit`).
+Relaxation: cell and positions together, FIRE (Bitzek et al., PRL 97, 170201 (2006)) on the
+log-deformation cell coordinates of ASE's ``FrechetCellFilter`` until every row of the generalised force
+(atoms and cell) has a norm below ``fmax`` (eV/Å) or ``max_steps`` steps are done. Two implementations
+of the same optimiser: :meth:`CHGNetPotential.relax_batch` relaxes many crystals together, one batched
+CHGNet call per step (:mod:`crystal_eval.fire`, the default); :meth:`CHGNetPotential.relax` is ASE's
+``FIRE(FrechetCellFilter(atoms))``, one crystal at a time. :func:`relax_structures` uses a potential's
+optional ``relax_batch`` and otherwise relaxes one crystal at a time under a per-crystal time limit.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pymatgen.core import Structure
 
+from crystal_eval.fire import EnergyForcesStress, fire_relax
 from crystal_eval.io import InputError
+from crystal_eval.timelimit import TimeLimitExceeded, time_limit
 
 EXTRA = "crystal-eval[stability]"
 
@@ -41,6 +48,14 @@ class RelaxOutcome:
     converged: bool
 
 
+@dataclass
+class RelaxFailure:
+    """A relaxation that did not finish: the reason, and whether it ran past the time limit."""
+
+    reason: str
+    timed_out: bool = False
+
+
 @runtime_checkable
 class Potential(Protocol):
     """What ``--stability`` needs from a potential."""
@@ -52,6 +67,38 @@ class Potential(Protocol):
 
     def relax(self, structure: Structure, fmax: float, max_steps: int) -> RelaxOutcome:
         """Relax cell and positions (raises on failure)."""
+
+    # Optional: ``relax_batch(structures, fmax, max_steps, limit) -> list[RelaxOutcome | RelaxFailure]``
+    # relaxes many crystals together (limit: seconds per crystal or None); see :func:`relax_structures`.
+
+
+def relax_structures(
+    potential: Potential,
+    structures: Sequence[Structure],
+    fmax: float,
+    max_steps: int,
+    limit: float | None = None,
+    batched: bool = True,
+) -> list[RelaxOutcome | RelaxFailure]:
+    """Relax every structure; a failure or a time-out is returned as a :class:`RelaxFailure`, never raised.
+
+    With ``batched`` and a potential that has ``relax_batch``, the crystals are relaxed together by it;
+    otherwise one at a time with ``potential.relax`` under a ``SIGALRM`` limit of ``limit`` seconds each.
+    """
+    limit = limit if limit is not None and limit > 0 else None
+    batch = getattr(potential, "relax_batch", None)
+    if batched and callable(batch):
+        return list(batch(list(structures), fmax, max_steps, limit))
+    out: list[RelaxOutcome | RelaxFailure] = []
+    for s in structures:
+        try:
+            with time_limit(limit, "relaxation"):
+                out.append(potential.relax(s, fmax, max_steps))
+        except TimeLimitExceeded as exc:
+            out.append(RelaxFailure(f"TimeLimitExceeded: {exc}", timed_out=True))
+        except Exception as exc:
+            out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}"))
+    return out
 
 
 def require_extra() -> None:
@@ -70,10 +117,12 @@ class CHGNetPotential:
     """CHGNet with its packaged weights (``model_name`` '0.3.0' by default), on the CPU, one torch thread.
 
     Energies are CHGNet's per-atom energies, which are on the scale of MP2020-corrected GGA/GGA+U total
-    energies (the MPtrj training targets).
+    energies (the MPtrj training targets). ``batch_size`` and ``batch_atoms`` bound the crystals relaxed
+    together by :meth:`relax_batch`.
     """
 
-    def __init__(self, model_name: str = "0.3.0", threads: int = 1) -> None:
+    def __init__(self, model_name: str = "0.3.0", threads: int = 1, batch_size: int = 32,
+                 batch_atoms: int = 512) -> None:  # fmt: skip
         require_extra()
         import torch
         from chgnet.model import CHGNet
@@ -83,6 +132,10 @@ class CHGNetPotential:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # it prints its size
             warnings.simplefilter("ignore")
             self.model = CHGNet.load(model_name=model_name, use_device="cpu", verbose=False)
+        self.model.eval()
+        for param in self.model.parameters():  # forces and stresses need input gradients only
+            param.requires_grad_(False)
+        self.batch_size, self.batch_atoms = batch_size, batch_atoms
         self.version = str(self.model.version or model_name)
         self.label = f"CHGNet {self.version}"
         self._calculator = None
@@ -91,8 +144,10 @@ class CHGNetPotential:
         """Batched single points; a batch that fails is retried one structure at a time."""
         if not structures:
             return []
+        import torch
+
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), torch.no_grad():  # energies only: no autograd graph
                 warnings.simplefilter("ignore")
                 preds = self.model.predict_structure(list(structures), task="e", batch_size=16)
             preds = [preds] if isinstance(preds, dict) else preds
@@ -123,3 +178,78 @@ class CHGNetPotential:
             raise ValueError("the potential returned a non-finite energy")
         relaxed = AseAtomsAdaptor.get_structure(atoms)
         return RelaxOutcome(relaxed, energy, int(opt.nsteps), converged)
+
+    def relax_batch(
+        self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
+    ) -> list[RelaxOutcome | RelaxFailure]:
+        """Relax the structures together (:func:`crystal_eval.fire.fire_relax`, one CHGNet call per step)."""
+        crystals = [(s.lattice.matrix, s.cart_coords, np.array(s.atomic_numbers)) for s in structures]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = fire_relax(crystals, CHGNetBatchCalculator(self.model), fmax, max_steps, limit,
+                             batch_size=self.batch_size, batch_atoms=self.batch_atoms)  # fmt: skip
+        out: list[RelaxOutcome | RelaxFailure] = []
+        for s, r in zip(structures, res, strict=True):
+            if r.error is not None:
+                out.append(RelaxFailure(r.error, r.timed_out))
+                continue
+            try:  # a degenerate final cell fails this crystal only
+                relaxed = Structure(r.cell, s.species, r.positions, coords_are_cartesian=True)
+            except Exception as exc:
+                out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}"))
+                continue
+            out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged))
+        return out
+
+
+class CHGNetBatchCalculator:
+    """CHGNet energies, forces and stresses of many crystals in one call (a ``fire.BatchCalculator``).
+
+    One forward pass over CHGNet's batched graph and **one** backward pass for the gradients of the total
+    energy with respect to every crystal's atom positions and strain, without a double-backward graph.
+    CHGNet's own ``forward(task="efs")`` takes two backward passes (forces, then stress), each building
+    the graph for second derivatives (``create_graph=True``, for training); the values are the same.
+    Forces are ``-dE/dr``, the stress ``(1/V) dE/dstrain`` in eV/Å^3 (ASE's convention). Uses CHGNet's
+    ``BatchedGraph`` and ``CHGNet._compute`` (chgnet 0.4.2, pinned; a test compares with ``predict_graph``).
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def prepare(self, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> Any:
+        """CHGNet's crystal graph (raises for an atom with no neighbour within the 6 Å cutoff)."""
+        from pymatgen.core import Lattice
+
+        structure = Structure(Lattice(cell), numbers.tolist(), positions, coords_are_cartesian=True)
+        return self.model.graph_converter(structure)
+
+    def cost(self, graph: Any) -> float:
+        """Directed bonds plus angles: what the message passing scales with."""
+        return float(len(graph.atom_graph) + len(graph.bond_graph))
+
+    def evaluate(self, graphs: Sequence[Any]) -> list[EnergyForcesStress]:
+        """Energies (eV/atom), forces and stresses of the graphs, batched."""
+        import torch
+        from chgnet.model.model import BatchedGraph
+
+        m = self.model
+        with torch.enable_grad():
+            bg = BatchedGraph.from_graphs(
+                list(graphs), bond_basis_expansion=m.bond_basis_expansion,
+                angle_basis_expansion=m.angle_basis_expansion, compute_stress=True,
+            )  # fmt: skip
+            pred = m._compute(bg, compute_force=False, compute_stress=False)
+            n_atoms = pred["atoms_per_graph"]
+            energy = pred["e"]  # eV/atom for the intensive CHGNet 0.3.0, else eV per cell
+            total = (energy * n_atoms).sum() if m.is_intensive else energy.sum()
+            grads = torch.autograd.grad(total, [*bg.atom_positions, *bg.strains])
+        comp = m.composition_model(list(graphs)) if m.composition_model is not None else 0.0
+        per_atom = (energy if m.is_intensive else energy / n_atoms) + (comp if m.is_intensive else comp / n_atoms)
+        per_atom = per_atom.detach().double().numpy()
+        k = len(graphs)
+        volumes = bg.volumes.detach().double().numpy()
+        return [
+            EnergyForcesStress(float(per_atom[i]), -grads[i].double().numpy(),
+                               grads[k + i].double().numpy() / volumes[i])  # fmt: skip
+            for i in range(k)
+        ]

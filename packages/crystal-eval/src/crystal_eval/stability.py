@@ -2,9 +2,11 @@
 
 For each crystal of the U.N. subset (the unique-and-novel crystals of the valid draw):
 
-1. relax cell and positions with the potential (FIRE on ``FrechetCellFilter``, ``fmax`` eV/Å, at most
-   ``max_steps`` steps, at most ``time_limit`` seconds; a relaxation that stops at the step cap keeps
-   its last energy and is counted in ``meta``);
+1. relax cell and positions with the potential (FIRE on the ``FrechetCellFilter`` cell coordinates,
+   ``fmax`` eV/Å, at most ``max_steps`` steps, at most ``time_limit`` seconds; a relaxation that stops at
+   the step cap keeps its last energy and is counted in ``meta``). By default many crystals are relaxed
+   together, one batched potential call per step (:mod:`crystal_eval.fire`); ``optimizer="ase"`` runs
+   ASE's FIRE one crystal at a time (the same algorithm; a test checks that they agree);
 2. E_hull of the relaxed energy against the reference hull (:mod:`crystal_eval.hull`);
 3. the RMS displacement of the relaxation and whether the space group survives it.
 
@@ -34,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -51,9 +53,8 @@ from crystal_eval.hull import (
     parse_for_hull,
 )
 from crystal_eval.io import InputError, Item, item_key, item_to_structure, items_from_structures
-from crystal_eval.parallel import pmap
-from crystal_eval.potential import CHGNetPotential, Potential, require_extra
-from crystal_eval.timelimit import TimeLimitExceeded, time_limit
+from crystal_eval.parallel import default_jobs, pimap, pmap
+from crystal_eval.potential import CHGNetPotential, Potential, RelaxFailure, relax_structures, require_extra
 
 STABILITY_KEYS: tuple[str, ...] = (
     "stable_rate",
@@ -64,8 +65,12 @@ STABILITY_KEYS: tuple[str, ...] = (
     "sg_kept_rate",
 )
 STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen)
-RELAX_VERSION = 1
-RELAX_BATCH = 64  # relaxations between two cache writes
+RELAX_VERSION = 2
+RELAX_CHUNK = 32  # most crystals per worker task (relaxed together, then written to the cache)
+OPTIMIZERS = {
+    "batched": "FIRE on FrechetCellFilter coordinates, batched (crystal_eval.fire), one potential call per step",
+    "ase": "ASE FIRE on FrechetCellFilter (cell and positions), one crystal at a time",
+}
 
 
 def _chgnet_id(model_name: str) -> str:
@@ -93,6 +98,7 @@ class StabilityConfig:
     hull: HullMode = "ml"
     fmax: float = 0.05  # eV/Å, on forces and (filter-scaled) stresses
     max_steps: int = 300
+    optimizer: Literal["batched", "ase"] = "batched"
     time_limit: float | None = 60.0  # seconds per relaxation; None or <= 0: none
     threshold: float = STABLE_THRESHOLD
     symprec: float = 0.1
@@ -107,6 +113,8 @@ class StabilityConfig:
             raise ValueError(f"hull must be 'ml' or 'dft', got {self.hull!r}")
         if not (self.fmax > 0 and self.max_steps >= 1):
             raise ValueError("fmax must be > 0 and max_steps >= 1")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
 
     @property
     def label(self) -> str:
@@ -167,37 +175,62 @@ def _space_group(s: Structure, symprec: float, angle_tolerance: float) -> int | 
     return None if err else sg
 
 
-def relax_one(structure: Structure, potential: Potential, cfg: StabilityConfig) -> RelaxRecord:
-    """Relax one crystal and measure it (never raises; failures and time-outs are recorded)."""
-    rec = RelaxRecord(composition=composition_dict(structure))
+def relax_many(structures: Sequence[Structure], potential: Potential, cfg: StabilityConfig) -> list[RelaxRecord]:
+    """Relax the crystals (together when the potential and ``cfg.optimizer`` allow) and measure each one.
+
+    Never raises: failures and time-outs are recorded in the returned records.
+    """
     limit = cfg.time_limit if cfg.time_limit and cfg.time_limit > 0 else None
+    recs = [RelaxRecord(composition=composition_dict(s)) for s in structures]
+    for rec, s in zip(recs, structures, strict=True):
+        rec.sg_before = _space_group(s, cfg.symprec, cfg.angle_tolerance)
     try:
-        rec.sg_before = _space_group(structure, cfg.symprec, cfg.angle_tolerance)
-        with time_limit(limit, "relaxation"):
-            out = potential.relax(structure, cfg.fmax, cfg.max_steps)
-    except TimeLimitExceeded as exc:
-        rec.error, rec.time_limit = f"TimeLimitExceeded: {exc}", limit
-        return rec
-    except Exception as exc:
-        rec.error = f"relaxation failed: {type(exc).__name__}: {exc}"
-        return rec
-    rec.energy_per_atom, rec.steps, rec.converged = out.energy_per_atom, out.steps, out.converged
-    if len(out.structure) == len(structure):
-        rec.rmsd = relax_rmsd(structure, out.structure)
-    rec.sg_after = _space_group(out.structure, cfg.symprec, cfg.angle_tolerance)
-    return rec
+        outs = relax_structures(potential, structures, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched")
+    except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
+        outs = [RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}") for _ in structures]
+    for rec, s, out in zip(recs, structures, outs, strict=True):
+        if isinstance(out, RelaxFailure):
+            rec.error, rec.time_limit = out.reason, (limit if out.timed_out else None)
+            continue
+        if not np.isfinite(out.energy_per_atom):
+            rec.error = "relaxation failed: ValueError: the potential returned a non-finite energy"
+            continue
+        rec.energy_per_atom, rec.steps, rec.converged = out.energy_per_atom, out.steps, out.converged
+        if len(out.structure) == len(s):
+            rec.rmsd = relax_rmsd(s, out.structure)
+        rec.sg_after = _space_group(out.structure, cfg.symprec, cfg.angle_tolerance)
+    return recs
 
 
-def _work_relax(item: Item, factory, potential_id: str, cfg: StabilityConfig) -> RelaxRecord:
-    try:
-        s = item_to_structure(item)
-    except Exception as exc:
-        return RelaxRecord(error=f"not built: {exc}")
-    try:
-        pot = _potential(factory, potential_id)
-    except Exception as exc:
-        return RelaxRecord(composition=composition_dict(s), error=f"potential failed to load: {exc}")
-    return relax_one(s, pot, cfg)
+def _work_relax_chunk(items: list[Item], factory, potential_id: str, cfg: StabilityConfig) -> list[RelaxRecord]:
+    """Worker task: build and relax a chunk of crystals (records in the order of ``items``)."""
+    recs: list[RelaxRecord | None] = [None] * len(items)
+    built: list[tuple[int, Structure]] = []
+    for i, item in enumerate(items):
+        try:
+            built.append((i, item_to_structure(item)))
+        except Exception as exc:
+            recs[i] = RelaxRecord(error=f"not built: {exc}")
+    if built:
+        try:
+            pot = _potential(factory, potential_id)
+        except Exception as exc:
+            for i, s in built:
+                recs[i] = RelaxRecord(composition=composition_dict(s), error=f"potential failed to load: {exc}")
+            return [r for r in recs if r is not None]
+        for (i, _), rec in zip(built, relax_many([s for _, s in built], pot, cfg), strict=True):
+            recs[i] = rec
+    return [r for r in recs if r is not None]
+
+
+def relax_chunks(n: int, n_jobs: int | None, chunk: int = RELAX_CHUNK) -> list[range]:
+    """Split ``n`` crystals into consecutive tasks of at most ``chunk`` (each relaxed together, then cached);
+    with several processes, at least 4 tasks per process when there are enough crystals, so that the
+    processes finish together."""
+    jobs = default_jobs() if n_jobs is None or n_jobs <= 0 else n_jobs
+    size = min(chunk, n) if jobs == 1 else min(chunk, math.ceil(n / (4 * jobs)))
+    size = max(size, 1)
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 # ----------------------------------------------------------------------------- reference hull
@@ -254,8 +287,8 @@ def reference_sanity(hull: ReferenceHull, cfg: StabilityConfig, cache: FeatureCa
 
 def _relax_key(cfg: StabilityConfig) -> str:
     blob = json.dumps(
-        [RELAX_VERSION, cfg.potential_id, cfg.fmax, cfg.max_steps, cfg.symprec, cfg.angle_tolerance,
-         version("pymatgen")]  # fmt: skip
+        [RELAX_VERSION, cfg.potential_id, cfg.optimizer, cfg.fmax, cfg.max_steps, cfg.symprec,
+         cfg.angle_tolerance, version("pymatgen")]  # fmt: skip
     )
     return "relax:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -304,12 +337,13 @@ def evaluate_stability(
         if not (v.time_limit is not None and (limit is None or limit > v.time_limit))
     }
     todo = [i for i, k in enumerate(keys) if k not in got]
-    work = partial(_work_relax, factory=cfg.potential, potential_id=cfg.potential_id, cfg=cfg)
-    for start in range(0, len(todo), RELAX_BATCH):  # stored batch by batch: an interrupted run keeps its work
-        batch = todo[start : start + RELAX_BATCH]
-        desc = f"relaxations {start + 1}-{start + len(batch)} of {len(todo)}"
-        res = pmap(work, [items[i] for i in batch], cfg.n_jobs, desc=desc, progress=cfg.progress, chunksize=1)
-        new = {keys[i]: r for i, r in zip(batch, res, strict=True)}
+    tasks = [[todo[j] for j in r] for r in relax_chunks(len(todo), cfg.n_jobs)]
+    work = partial(_work_relax_chunk, factory=cfg.potential, potential_id=cfg.potential_id, cfg=cfg)
+    results = pimap(work, [[items[i] for i in t] for t in tasks], cfg.n_jobs, desc=f"relaxations ({len(todo)})",
+                    progress=cfg.progress, chunksize=1, weights=[len(t) for t in tasks],
+                    min_items_for_pool=2)  # fmt: skip
+    for task, res in zip(tasks, results, strict=True):  # stored task by task: an interrupted run keeps its work
+        new = {keys[i]: r for i, r in zip(task, res, strict=True)}
         cache.put_many(new)
         got.update(new)
     recs: list[RelaxRecord] = [got[k] for k in keys]
@@ -361,7 +395,7 @@ def evaluate_stability(
             "fmax_ev_per_angstrom": cfg.fmax,
             "max_steps": cfg.max_steps,
             "time_limit_s": limit,
-            "optimizer": "ASE FIRE on FrechetCellFilter (cell and positions)",
+            "optimizer": OPTIMIZERS[cfg.optimizer],
             "symprec": cfg.symprec,
             "angle_tolerance": cfg.angle_tolerance,
         },
