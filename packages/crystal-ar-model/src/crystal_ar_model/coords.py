@@ -168,29 +168,60 @@ def fold_into_asu(space_group: Tensor, frac: Tensor) -> Tensor:
 
 
 BOUNDARY_TOL = 1e-12
-"""Sites closer than this (fractional units) to their piece's relative boundary are evaluated
-:data:`SAMPLE_MARGIN` inside (the densities are 0 or infinite on the boundary)."""
+"""Sites closer than this (fractional units) to their piece's relative boundary, or outside it by at most
+:data:`ON_PIECE_TOL`, are evaluated :data:`SAMPLE_MARGIN` inside (the densities are 0 or infinite on the
+boundary, and 0 outside)."""
 
 
-def _boundary_distance(v: Tensor, piece: Tensor, d: int) -> Tensor:
-    """Distance (fractional units) of points ``(..., n, 3)`` from the relative boundary of their segment
-    (``d = 1``: the nearer end) or polygon (``d = 2``: the nearest edge line)."""
+def _edge_distances(v: Tensor, piece: Tensor, d: int) -> tuple[Tensor, Tensor]:
+    """Signed distances (fractional units, positive inside) of points ``(..., n, 3)`` from the boundary lines
+    of their segment (``d = 1``: the two ends) or polygon (``d = 2``: every edge line), shape ``(..., n, K)``,
+    and those of the piece's vertex mean, ``(n, K)`` (padded edges: ``+inf``)."""
     geo = piece_geometry()
+    centre = _piece_centres()[piece]
     if d == 1:
         direction = geo.direction[piece]
         length = direction.norm(dim=-1)
-        t = ((v - geo.origin[piece]) * direction).sum(-1) / length**2
-        return torch.minimum(t, 1 - t) * length
-    y = torch.einsum("...nj,nij->...ni", v - geo.origin[piece], geo.frame[piece])  # (..., n, 2)
+
+        def ends(x: Tensor) -> Tensor:
+            t = ((x - geo.origin[piece]) * direction).sum(-1) / length**2
+            return torch.stack([t, 1 - t], -1) * length.unsqueeze(-1)
+
+        return ends(v), ends(centre)
     poly = geo.polygon[piece]  # (n, K, 2), padded
     k = geo.polygon_size[piece]
     ar = torch.arange(poly.shape[1], device=poly.device)
     nxt = poly.gather(1, ((ar + 1) % k.unsqueeze(-1)).unsqueeze(-1).expand(-1, -1, 2))
     e = nxt - poly
-    rel = y.unsqueeze(-2) - poly  # (..., n, K, 2)
-    dist = (e[..., 0] * rel[..., 1] - e[..., 1] * rel[..., 0]).abs() / e.norm(dim=-1).clamp(min=1e-300)
-    dist = torch.where(ar < k.unsqueeze(-1), dist, torch.full_like(dist, math.inf))
-    return dist.min(-1).values
+    norm = e.norm(dim=-1).clamp(min=1e-300)
+    valid = ar < k.unsqueeze(-1)
+
+    def signed(x: Tensor) -> Tensor:
+        y = torch.einsum("...nj,nij->...ni", x - geo.origin[piece], geo.frame[piece])  # (..., n, 2)
+        rel = y.unsqueeze(-2) - poly  # (..., n, K, 2)
+        return (e[..., 0] * rel[..., 1] - e[..., 1] * rel[..., 0]) / norm
+
+    dc = signed(centre)
+    orient = torch.where(dc >= 0, 1.0, -1.0).to(dc.dtype)  # the centre is inside: its side is the inside
+    inf = torch.full_like(dc, math.inf)
+    return torch.where(valid, signed(v) * orient, inf), torch.where(valid, dc * orient, inf)
+
+
+def _pull_inside(v: Tensor, piece: Tensor, d: int) -> Tensor:
+    """Points ``(..., n, 3)`` on (within :data:`BOUNDARY_TOL`) or just outside (within :data:`ON_PIECE_TOL`) the
+    relative boundary of their segment or polygon, moved towards the piece's vertex mean until they lie
+    ``SAMPLE_MARGIN`` (relative to the centre's distance) inside every edge, where the sampler keeps its draws.
+    Points farther out and points properly inside are returned unchanged.
+
+    A point at signed distance ``d_v`` from an edge and the centre at ``d_c`` go to ``c + s (v - c)`` with
+    ``s = d_c (1 - 2 m) / (d_c - d_v)``, the least over the edges it is too close to (``s = 1 - 2m`` on an edge)."""
+    dv, dc = _edge_distances(v, piece, d)
+    near = dv < BOUNDARY_TOL
+    movable = near.any(-1) & (dv > -ON_PIECE_TOL).all(-1)
+    s_edge = torch.where(near, dc * (1.0 - 2.0 * SAMPLE_MARGIN) / (dc - dv).clamp(min=1e-300), torch.ones_like(dv))
+    s = s_edge.min(-1).values.clamp(max=1.0)
+    centre = _piece_centres()[piece]
+    return torch.where(movable.unsqueeze(-1), centre + s.unsqueeze(-1) * (v - centre), v)
 
 
 @cache
@@ -345,13 +376,11 @@ class CoordinateDistribution(Distribution):
             v = value[..., idx, :]
             off = self._off_piece(v, d) > ON_PIECE_TOL
             if d > 0:
-                # a site exactly on the piece's relative boundary (a segment's end, a polygon's edge, which the
-                # exact ASU may include) is evaluated 1e-9 inside, where the sampler keeps its draws: the Beta and
-                # Dirichlet densities are 0 or infinite on the boundary itself. Other points are untouched.
-                pid = self.piece[idx]
-                centre = _piece_centres()[pid]
-                edge = _boundary_distance(v, pid, d) < BOUNDARY_TOL
-                v = torch.where(edge.unsqueeze(-1), centre + (1.0 - 2.0 * SAMPLE_MARGIN) * (v - centre), v)
+                # a site on the piece's relative boundary (a segment's end, a polygon's edge, which the exact ASU
+                # may include), or outside it by rounding (a normal form's representative computed in floating
+                # point), is evaluated 1e-9 inside, where the sampler keeps its draws: the Beta and Dirichlet
+                # densities are 0 or infinite on the boundary itself. Other points are untouched.
+                v = _pull_inside(v, self.piece[idx], d)
             if d == 0:
                 lp = torch.zeros(v.shape[:-1], dtype=_F64)
             elif d == 1:
