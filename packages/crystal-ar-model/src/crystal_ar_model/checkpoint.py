@@ -140,8 +140,9 @@ def save_checkpoint(
 
 
 def save_best(run_dir: Path, epoch: int, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
-    """Write the model of the best validation epoch so far to ``run_dir/best`` (weights and meta, no optimizer),
-    atomically: the checkpoint to ship or score with (``crystal-ar score --checkpoint RUN/best``)."""
+    """Write the best model so far to ``run_dir/best`` (weights and meta, no optimizer), atomically: each
+    independently parameterised unit taken from the epoch of its own lowest validation NLL (``meta["selection"]``,
+    composed by :class:`.train.BestModel`); the checkpoint to ship or score with (``--checkpoint RUN/best``)."""
     return _write_checkpoint_dir(run_dir / "best", model, None, {"epoch": epoch, **meta})
 
 
