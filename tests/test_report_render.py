@@ -150,3 +150,15 @@ def test_wrong_format_is_refused(report):
 def test_fmt():
     assert render.fmt(None) == "n/a" and render.fmt(float("nan")) == "n/a"
     assert render.fmt(0.123456, 4) == "0.1235" and render.fmt_int(10000) == "10,000"
+
+
+def test_readme_headline_is_the_committed_reports_row():
+    """The root README shows the headline rows exactly as the committed report JSON renders them."""
+    committed = ROOT / "docs" / "results.json"
+    assert committed.is_file(), "docs/results.json is missing: run `nox -s report`"
+    rep = json.loads(committed.read_text())
+    lines = render.headline(rep)
+    assert len(lines) == 2 + len(render.HEADLINE_ROWS)
+    readme = (ROOT / "README.md").read_text()
+    assert "\n".join(lines) in readme, "README.md's headline table differs from render.headline(docs/results.json)"
+    assert "docs/results.md" in readme

@@ -61,6 +61,21 @@ def table1(rep: Mapping[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+HEADLINE_ROWS = ("seed0", "data", "paper:WyckoffAUGen")
+
+
+def headline(rep: Mapping[str, Any]) -> list[str]:
+    """The root README's headline rows of Table 1 (our seed-0 set, the data row, the paper's WyckoffAUGen row),
+    the same cells as :func:`table1`."""
+    t = rep["table"]
+    cols = t["columns"]
+    header = ["model", "protocol", *(c["title"] for c in cols)]
+    by_key = {r.get("key"): r for r in t["rows"]}
+    rows = [[r["label"], r["protocol"], *(_row_value(r, c) for c in cols)] for k in HEADLINE_ROWS
+            if (r := by_key.get(k)) is not None]
+    return _table(header, rows)
+
+
 def _comparison_lines(rep: Mapping[str, Any]) -> list[str]:
     """Our seed-0 row against the reference paper row, column by column, with the data row beside them."""
     t = rep["table"]
