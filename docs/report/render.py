@@ -133,14 +133,18 @@ def render(rep: Mapping[str, Any]) -> str:
     for note in rep["table"]["notes"]:
         L.append(f"- {note}")
     st = rep["stability"]
-    L += ["", f"Stability columns: {st['status']}. {st['reason']}", ""]
-    if "values" in st:
-        v = st["values"]
-        L += [f"Data row, {st['label']}: {st['what']} ({fmt_int(st['n_evaluated'])} crystals evaluated of a draw "
-              f"of {fmt_int(st['n_draw'])}; `{st['file']}`, produced by `{st['command']}`).", ""]
-        L += _table(["Stable %", "Stable_0 %", "S.U.N. %", "S.U.N._0 %", "median relaxation RMSD (A)", "SG kept %"],
-                    [[fmt(v["stable_rate"]), fmt(v["stable_rate_0"]), fmt(v["sun_rate"]), fmt(v["sun_rate_0"]),
-                      fmt(v["relax_rmsd_median"], 3), fmt(v["sg_kept_rate"], 1)]])
+    L += ["", f"Stability columns: {st['status']}; {st['reason']}", ""]
+    if st.get("rows"):
+        L += _table(["population", "Stable %", "Stable_0 %", "S.U.N. %", "S.U.N._0 %", "median relaxation RMSD (A)",
+                     "SG kept %"],
+                    [[r["label"], fmt(r["values"]["stable_rate"]), fmt(r["values"]["stable_rate_0"]),
+                      fmt(r["values"]["sun_rate"]), fmt(r["values"]["sun_rate_0"]),
+                      fmt(r["values"]["relax_rmsd_median"], 3), fmt(r["values"]["sg_kept_rate"], 1)]
+                     for r in st["rows"]])
+        L += [""]
+        for r in st["rows"]:
+            L += [f"- {r['label']}: {r['potential']}; {r['what']} ({fmt_int(r['n_evaluated'])} crystals evaluated of "
+                  f"a draw of {fmt_int(r['n_draw'])}; `{r['file']}`, produced by `{r['command']}`)."]
         L += [""]
 
     # ---------------------------------------------------------------- likelihood
