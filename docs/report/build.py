@@ -540,6 +540,19 @@ def stability_section() -> dict[str, Any]:
                       "cores); each row names its population and the command that produced it.", "rows": rows}
 
 
+def refresh_stability(out_dir: Path) -> None:
+    """Replace the stability section of ``out_dir/results.json`` by :func:`stability_section` (the committed
+    crystal-eval ``--stability`` reports) and render ``results.md`` again; every other value is kept."""
+    path = out_dir / "results.json"
+    if not path.is_file():
+        raise ReportError(f"{path}: no report to refresh; run the whole session first")
+    report = json.loads(path.read_text())
+    report["stability"] = stability_section()
+    path.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (out_dir / "results.md").write_text(render.render(json.loads(path.read_text())))
+    log(f"refreshed the stability section of {path} ({len(report['stability']['rows'])} row(s)) and results.md")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python docs/report/build.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--resample", action="store_true", help="draw both sample sets again and store them")
@@ -557,12 +570,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="crystal-eval feature cache [$CRYSTAL_EVAL_CACHE or crystal-eval's default]")
     p.add_argument("--jobs", type=int, default=0,
                    help="processes: crystal-eval --jobs, score --workers, sample --workers jobs-1 [0: all cores]")
+    p.add_argument("--refresh-stability", action="store_true",
+                   help="only re-read the committed --stability reports into OUT_DIR/results.json and re-render "
+                   "results.md (no sampling or evaluation)")
     p.add_argument("--command-label", default="python docs/report/build.py", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.n is not None and args.n < 1:
         p.error("-n must be at least 1")
     try:
-        build(args)
+        if args.refresh_stability:
+            refresh_stability(Path(args.out_dir))
+        else:
+            build(args)
     except (ReportError, FileNotFoundError) as exc:
         print(f"report: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
