@@ -306,19 +306,10 @@ def grid_entries(records: Sequence[Any]) -> tuple[list[Any], list[dict[str, Any]
     return structures, entries
 
 
-def find_metrics(ckpt: Path, given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    for c in (ckpt / "metrics.jsonl", ckpt.parent / "metrics.jsonl", ckpt.parent.parent / "metrics.jsonl"):
-        if c.is_file():
-            return c
-    return None
-
-
 # ------------------------------------------------------------------------------------------------ main
 def build(args: argparse.Namespace) -> dict[str, Any]:
     import figures
-    from crystal_ar_model.checkpoint import default_checkpoint, read_meta, resolve_checkpoint
+    from crystal_ar_model.checkpoint import default_checkpoint, find_metrics, read_meta, resolve_checkpoint
     from crystal_ar_model.fidelity import RELATIONS, fidelity_table
     from crystal_ar_model.generate import checkpoint_sha256
     from crystal_ar_model.score import load_model
@@ -399,7 +390,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         figures.wyckoff_dim_bars(wd["samples_pct"], wd["test_pct"], fig_dir / "wyckoff_dims.png", "seed 0")
         figs.append({"title": "Wyckoff dimensions", "caption": f"all {n} seed-0 samples as drawn against the test "
                      "rows", "path": "figures/wyckoff_dims.png"})
-        metrics_path = find_metrics(ckpt, Path(args.metrics) if args.metrics else None)
+        metrics_path = Path(args.metrics) if args.metrics else find_metrics(ckpt)
         if metrics_path is not None:
             metrics = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln.strip()]
             units = {u: v["epoch"] for u, v in meta.get("selection", {}).get("units", {}).items()}

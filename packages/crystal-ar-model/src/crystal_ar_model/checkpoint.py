@@ -172,6 +172,15 @@ def default_checkpoint() -> Path:
     return d
 
 
+def find_metrics(ckpt: Path) -> Path | None:
+    """The training run's ``metrics.jsonl`` for checkpoint directory ``ckpt``: beside it (a shipped model), in its
+    run directory (``RUN/best``) or two levels up (``RUN/checkpoints/epoch-N``); ``None`` when there is none."""
+    for c in (ckpt / "metrics.jsonl", ckpt.parent / "metrics.jsonl", ckpt.parent.parent / "metrics.jsonl"):
+        if c.is_file():
+            return c
+    return None
+
+
 def resolve_checkpoint(path: str | Path) -> Path | None:
     """The checkpoint directory for a run directory (via ``latest``) or a checkpoint directory itself."""
     p = Path(path)

@@ -173,12 +173,11 @@ BOUNDARY_TOL = 1e-12
 boundary, and 0 outside)."""
 
 
-def _edge_distances(v: Tensor, piece: Tensor, d: int) -> tuple[Tensor, Tensor]:
+def _edge_distances(v: Tensor, piece: Tensor, d: int, centre: Tensor) -> tuple[Tensor, Tensor]:
     """Signed distances (fractional units, positive inside) of points ``(..., n, 3)`` from the boundary lines
     of their segment (``d = 1``: the two ends) or polygon (``d = 2``: every edge line), shape ``(..., n, K)``,
-    and those of the piece's vertex mean, ``(n, K)`` (padded edges: ``+inf``)."""
+    and those of ``centre`` ``(n, 3)``, a point inside each piece, ``(n, K)`` (padded edges: ``+inf``)."""
     geo = piece_geometry()
-    centre = _piece_centres()[piece]
     if d == 1:
         direction = geo.direction[piece]
         length = direction.norm(dim=-1)
@@ -215,12 +214,12 @@ def _pull_inside(v: Tensor, piece: Tensor, d: int) -> Tensor:
 
     A point at signed distance ``d_v`` from an edge and the centre at ``d_c`` go to ``c + s (v - c)`` with
     ``s = d_c (1 - 2 m) / (d_c - d_v)``, the least over the edges it is too close to (``s = 1 - 2m`` on an edge)."""
-    dv, dc = _edge_distances(v, piece, d)
+    centre = _piece_centres()[piece]
+    dv, dc = _edge_distances(v, piece, d, centre)
     near = dv < BOUNDARY_TOL
     movable = near.any(-1) & (dv > -ON_PIECE_TOL).all(-1)
     s_edge = torch.where(near, dc * (1.0 - 2.0 * SAMPLE_MARGIN) / (dc - dv).clamp(min=1e-300), torch.ones_like(dv))
     s = s_edge.min(-1).values.clamp(max=1.0)
-    centre = _piece_centres()[piece]
     return torch.where(movable.unsqueeze(-1), centre + s.unsqueeze(-1) * (v - centre), v)
 
 

@@ -15,14 +15,12 @@ model and a test checks that the README and the shipped files agree.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .checkpoint import read_meta, resolve_checkpoint
+from .checkpoint import find_metrics, read_meta, resolve_checkpoint
 from .errors import CheckpointFormatError, CrystalARError
 
 FACTOR_ORDER = ("space_group", "composition", "lattice", "wyckoff", "element", "shape", "coords", "stop")
@@ -69,17 +67,6 @@ class ModelCard:
         return "\n".join(lines)
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The run's epochs (the last record of each epoch wins: a resumed run may log an epoch twice)."""
-    by_epoch: dict[int, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            if "epoch" in rec and "val" in rec:
-                by_epoch[int(rec["epoch"])] = rec
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
 def model_card(checkpoint: str | Path | None = None) -> ModelCard:
     """Read the card of ``checkpoint`` (a checkpoint or run directory; ``None``: the shipped model).
 
@@ -87,16 +74,16 @@ def model_card(checkpoint: str | Path | None = None) -> ModelCard:
     lack an epoch its selection names."""
     from .checkpoint import default_checkpoint
     from .score import load_model
+    from .train import read_metrics
 
     ckpt = resolve_checkpoint(checkpoint if checkpoint is not None else default_checkpoint())
     if ckpt is None:
         raise CheckpointFormatError(f"{checkpoint}: no checkpoint found")
     meta = read_meta(ckpt)
-    cands = [ckpt / "metrics.jsonl", ckpt.parent / "metrics.jsonl"]
-    found = [c for c in cands if c.is_file()]
-    if not found:
+    metrics = find_metrics(ckpt)
+    if metrics is None:
         raise CheckpointFormatError(f"{ckpt}: no metrics.jsonl beside the checkpoint")
-    epochs = _read_metrics(found[0])
+    epochs = read_metrics(metrics.parent)
     by_epoch = {int(r["epoch"]): r for r in epochs}
     selection = meta.get("selection") or {}
     units = selection.get("units")
@@ -107,7 +94,7 @@ def model_card(checkpoint: str | Path | None = None) -> ModelCard:
     for name, unit in units.items():
         e = int(unit["epoch"])
         if e not in by_epoch:
-            raise CheckpointFormatError(f"{found[0]}: no record of epoch {e} (unit {name})")
+            raise CheckpointFormatError(f"{metrics}: no record of epoch {e} (unit {name})")
         unit_epochs[name] = e
         for f in unit["factors"]:
             val[f] = float(by_epoch[e]["val"][f"nll_{f}"])

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .checkpoint import read_meta, resolve_checkpoint, shipped_checkpoint_dir
+from .checkpoint import find_metrics, read_meta, resolve_checkpoint, shipped_checkpoint_dir
 from .errors import CheckpointFormatError, CrystalARError
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -33,11 +33,9 @@ def ship(checkpoint: str | Path, metrics: str | Path | None = None, dest: str | 
     read_meta(ckpt)
     load_model(ckpt)  # the weights match the config
     if metrics is None:
-        cands = [ckpt / "metrics.jsonl", ckpt.parent / "metrics.jsonl", ckpt.parent.parent / "metrics.jsonl"]
-        found = [c for c in cands if c.is_file()]
-        if not found:
+        metrics = find_metrics(ckpt)
+        if metrics is None:
             raise CheckpointFormatError(f"{ckpt}: no metrics.jsonl beside the checkpoint; pass --metrics")
-        metrics = found[0]
     files = {"model.safetensors": ckpt / "model.safetensors", "meta.json": ckpt / "meta.json",
              "metrics.jsonl": Path(metrics)}
     size = sum(p.stat().st_size for p in files.values())
