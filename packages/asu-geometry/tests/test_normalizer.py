@@ -118,3 +118,33 @@ def test_lattice_automorphisms_are_exact_symmetries_of_the_metric(lattice, count
         assert round(np.linalg.det(p)) == 1 and np.allclose(p.T @ metric @ p, metric, atol=1e-9)
     keys = {p.tobytes() for p in autos}  # a group: closed under products
     assert all((a @ b).tobytes() in keys for a in autos for b in autos)
+
+
+_GENERIC = {"triclinic": (4.1, 5.3, 6.7, 77.0, 83.0, 71.0), "monoclinic": (4.1, 5.3, 6.7, 90.0, 101.0, 90.0),
+            "orthorhombic": (4.1, 5.3, 6.7, 90.0, 90.0, 90.0), "tetragonal": (4.1, 4.1, 6.7, 90.0, 90.0, 90.0),
+            "hexagonal": (4.1, 4.1, 6.7, 90.0, 90.0, 120.0), "cubic": (4.1, 4.1, 4.1, 90.0, 90.0, 90.0)}
+_SPECIAL = {"triclinic": (5.0, 5.0, 5.0, 60.0, 60.0, 60.0), "monoclinic": (5.0, 5.0, 7.0, 90.0, 100.0, 90.0),
+            "orthorhombic": (5.0, 5.0, 5.0, 90.0, 90.0, 90.0)}
+
+
+def test_translation_solver_equals_the_search_over_the_whole_grid():
+    """The normalizer translations found from generators (a full-rank congruence solved directly, or a search over
+    the coordinates an axial operation sees) equal the plain search of the whole 48ths grid with every operation,
+    for every group and every metric automorphism of a generic metric of its family, and of a special metric
+    (extra automorphisms) in the triclinic, monoclinic and orthorhombic families."""
+    from asu_geometry.normalizer import _translations
+
+    keys = set()
+    for sg in range(1, 231):
+        family = ag.space_group(sg).crystal_family
+        for lattice in (_GENERIC[family], _SPECIAL.get(family)):
+            if lattice is not None:
+                for p in lattice_automorphisms(metric_tensor(lattice), 1e-3, 2):
+                    keys.add((sg, np.ascontiguousarray(p.astype(np.int64)).tobytes()))
+    solved = nonempty = 0
+    for sg, key in sorted(keys):
+        fast = _translations.__wrapped__(sg, key)
+        assert fast == _translations.__wrapped__(sg, key, brute_force=True), (sg, np.frombuffer(key, np.int64))
+        solved += 1
+        nonempty += bool(fast)
+    assert solved > 2000 and nonempty > 1000

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import product
@@ -394,9 +395,27 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
             raise DisorderedStructureError(f"disordered site {comp} at {site.frac_coords.tolist()}: "
                                            "an ASU crystal needs fully occupied single-species sites")
         numbers.append(_species_number(next(iter(comp)), site.frac_coords))
+    return to_asu_cell(structure.lattice.matrix, structure.frac_coords, numbers, symprec, angle_tolerance, canonical)
+
+
+def to_asu_cell(lattice: Any, frac: Any, numbers: Sequence[int], symprec: float = 0.1, angle_tolerance: float = 5.0,
+                canonical: bool = True) -> AsuCrystal:
+    """:func:`to_asu` of a cell given as arrays, without a pymatgen ``Structure``: ``lattice`` (3, 3) with the
+    basis vectors as rows (Angstrom), ``frac`` (n, 3) fractional coordinates and ``numbers`` (n,) atomic
+    numbers. ``to_asu(structure)`` is ``to_asu_cell(structure.lattice.matrix, structure.frac_coords, Z)``: the
+    same arrays give the same result, bit for bit."""
+    lattice = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac, dtype=float)
+    numbers = [int(z) for z in numbers]
     if not numbers:
         raise ValueError("empty structure")
-    cell = (structure.lattice.matrix, structure.frac_coords, numbers)
+    if lattice.shape != (3, 3) or frac.shape != (len(numbers), 3):
+        raise ValueError(f"a cell needs a (3, 3) lattice and (n, 3) coordinates for n numbers; got {lattice.shape}, "
+                         f"{frac.shape} and {len(numbers)}")
+    for z in set(numbers):
+        if not 1 <= z <= 118:
+            raise UnknownSpeciesError(f"atomic number {z} is not a chemical element")
+    cell = (lattice, frac, numbers)
     ds = _dataset(cell, symprec, angle_tolerance)
     if ds is None:
         raise SymmetryNotFoundError(f"spglib found no symmetry (symprec={symprec}, angle_tolerance={angle_tolerance})")
@@ -414,8 +433,8 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
     # the input atoms in spglib's conventional basis before its idealisation: x_s = P x + p (spglib's
     # transformation_matrix and origin_shift), with the basis (a_s b_s c_s) = (a b c) P^-1
     transform = np.asarray(ds.transformation_matrix, dtype=float)
-    raw_lattice = np.linalg.inv(transform).T @ structure.lattice.matrix
-    raw_frac = structure.frac_coords @ transform.T + np.asarray(ds.origin_shift) - origin
+    raw_lattice = np.linalg.inv(transform).T @ lattice
+    raw_frac = frac @ transform.T + np.asarray(ds.origin_shift) - origin
     lattice = symmetrize_lattice(g.crystal_system, lattice_parameters_of_metric(symmetrized_metric(g, raw_lattice)))
     # orbit sizes in the conventional cell: spglib's orbits of the input atoms, carried to the conventional
     # cell through the shared primitive cell

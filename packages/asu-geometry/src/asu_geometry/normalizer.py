@@ -186,11 +186,77 @@ def _grid(free: tuple[int, ...]) -> np.ndarray:
     return grid
 
 
+def _satisfies(cand: np.ndarray, a: np.ndarray, moved: np.ndarray, codes: frozenset[int]) -> np.ndarray:
+    """Mask of the candidates ``p`` (GRID units) with ``a p + moved`` congruent modulo GRID to one of ``codes``."""
+    u = (moved + cand @ a.T) % GRID
+    return np.isin((u[:, 0] * GRID + u[:, 1]) * GRID + u[:, 2], np.fromiter(codes, dtype=np.int64))
+
+
 @cache
-def _translations(sg: int, key: bytes) -> tuple[tuple[int, int, int], ...]:
+def _generators(sg: int) -> tuple[tuple[int, ...], bool]:
+    """Indices of operations of ``sg`` that generate G modulo the lattice, most constraining first (largest rank
+    of ``I - R``), and whether the first has full rank. ``(P, p)`` normalizes G when it conjugates these into
+    G: conjugation is a homomorphism, and ``P`` maps the lattice onto itself."""
+    g = space_group(sg)
+    rot = g.rotations.astype(np.int64)
+    t = (g.translations24.astype(np.int64) * (GRID // 24)) % GRID
+    index = {(rot[n].tobytes(), _code(t[n].tolist())): n for n in range(len(rot))}
+    eye = np.eye(3, dtype=np.int64)
+    ranks = [int(np.linalg.matrix_rank((eye - r).astype(float))) for r in rot]
+
+    def product(a: int, b: int) -> int:  # (R_a, t_a)(R_b, t_b) modulo the lattice
+        return index[((rot[a] @ rot[b]).tobytes(), _code(((rot[a] @ t[b] + t[a]) % GRID).tolist()))]
+
+    identity = index[(eye.tobytes(), 0)]
+    gens: list[int] = []
+    reached = {identity}
+    for n in sorted(range(len(rot)), key=lambda n: -ranks[n]):
+        if n in reached:
+            continue
+        gens.append(n)
+        frontier = list(reached)
+        while frontier:  # closure of the subgroup under right multiplication by the generators
+            new = []
+            for a in frontier:
+                for b in gens:
+                    c = product(a, b)
+                    if c not in reached:
+                        reached.add(c)
+                        new.append(c)
+            frontier = new
+    if len(reached) != len(rot):
+        raise AssertionError(f"space group {sg}: the operations do not close modulo the lattice")
+    return tuple(gens), bool(gens) and ranks[gens[0]] == 3
+
+
+def _solve_congruence(a: np.ndarray, codes: frozenset[int], moved: np.ndarray) -> np.ndarray:
+    """Every grid point ``p`` (GRID units, in [0, GRID)^3, lexicographic order) with ``a p + moved`` congruent
+    modulo GRID to one of ``codes``, for an integer ``a`` with ``det a != 0``.
+
+    ``a p = c - moved + GRID k`` gives ``p = adj(a) (c - moved + GRID k) / det a``; ``k`` only matters modulo
+    ``a Z^3``, which contains ``|det a| Z^3``, so ``k`` in ``{0 .. |det a| - 1}^3`` reaches every solution (the
+    brute-force filter over the whole grid finds the same set)."""
+    det = round(float(np.linalg.det(a.astype(float))))
+    adj = np.rint(np.linalg.inv(a.astype(float)) * det).astype(np.int64)
+    d = abs(det)
+    ks = np.indices((d, d, d), dtype=np.int64).reshape(3, -1).T * GRID  # (d^3, 3)
+    targets = np.array([[c // (GRID * GRID), c // GRID % GRID, c % GRID] for c in sorted(codes)], dtype=np.int64)
+    rhs = (targets - moved)[:, None, :] + ks[None, :, :]  # (C, d^3, 3)
+    num = rhs.reshape(-1, 3) @ adj.T
+    on_grid = np.all(num % det == 0, axis=1)
+    sol = (num[on_grid] // det) % GRID
+    return np.unique(sol, axis=0) if len(sol) else np.zeros((0, 3), dtype=np.int64)
+
+
+@cache
+def _translations(sg: int, key: bytes, brute_force: bool = False) -> tuple[tuple[int, int, int], ...]:
     """Every ``p`` (GRID units, mod the lattice and the centring vectors, zero along free axes) such that
     ``(P, p)`` normalizes G, for ``P`` given by ``key`` (its int64 bytes). Empty when ``P`` does not
-    normalize the point group or no translation works."""
+    normalize the point group or no translation works.
+
+    The operations filter the candidates one by one, most constraining first. When that one has a full-rank
+    ``I - P R P^-1`` (an inversion or rotoinversion) its congruence is solved directly
+    (:func:`_solve_congruence`); otherwise, or with ``brute_force``, the candidates start as the whole grid."""
     p_mat = np.frombuffer(key, dtype=np.int64).reshape(3, 3)
     g = space_group(sg)
     rot_id, codes, op_rot, t, centring = _group_data(sg)
@@ -203,16 +269,34 @@ def _translations(sg: int, key: bytes) -> tuple[tuple[int, int, int], ...]:
             return ()
         conj_id.append(k)
     free = set(free_axes(sg))
-    cand = _grid(tuple(sorted(free)))  # (K, 3)
     eye = np.eye(3, dtype=np.int64)
     moved = t @ p_mat.T  # P t for every operation
-    ranks = [np.linalg.matrix_rank((eye - r).astype(float)) for r in conj]
-    for n in sorted(range(len(conj)), key=lambda n: -ranks[n]):  # most constraining operations first
-        u = (moved[n] + cand @ (eye - conj[n]).T) % GRID
-        code = (u[:, 0] * GRID + u[:, 1]) * GRID + u[:, 2]
-        cand = cand[np.isin(code, np.fromiter(codes[conj_id[n]], dtype=np.int64))]
+    if brute_force:
+        ranks = [np.linalg.matrix_rank((eye - r).astype(float)) for r in conj]
+        order = sorted(range(len(conj)), key=lambda n: -ranks[n])  # most constraining operations first
+        cand = _grid(tuple(sorted(free)))  # (K, 3)
+    else:
+        gens, full_rank = _generators(sg)
+        order = list(gens)
+        if full_rank:  # e.g. an inversion: solve its congruence instead of searching the grid
+            n = order.pop(0)
+            cand = _solve_congruence(eye - conj[n], codes[conj_id[n]], moved[n])
+        elif not order:  # P1
+            cand = _grid(tuple(sorted(free)))
+        else:  # a rotation or mirror along an axis leaves coordinates out: search the grid of the others first
+            n = order.pop(int(np.argmax([int(np.sum(~np.any(eye - conj[m], axis=0))) for m in order])))
+            unused = {i for i in range(3) if not np.any((eye - conj[n])[:, i])} - free
+            cand = _grid(tuple(sorted(free | unused)))
+            cand = cand[_satisfies(cand, eye - conj[n], moved[n], codes[conj_id[n]])]
+            for i in sorted(unused):  # every value along the coordinates that operation does not see
+                cand = np.repeat(cand, GRID, axis=0)
+                cand[:, i] = np.tile(np.arange(GRID, dtype=np.int64), len(cand) // GRID)
+    for n in order:
+        cand = cand[_satisfies(cand, eye - conj[n], moved[n], codes[conj_id[n]])]
         if len(cand) == 0:
             return ()
+    if not brute_force:
+        cand = cand[np.lexsort(cand.T[::-1])]  # the grid's order, as the search over the whole grid leaves it
     # one representative modulo the centring vectors (P maps them onto themselves)
     reps: dict[int, tuple[int, int, int]] = {}
     for p in cand.tolist():

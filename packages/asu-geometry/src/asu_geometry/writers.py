@@ -138,6 +138,24 @@ def to_structures(crystals: Sequence[AsuCrystal]) -> list[Any]:
     return out
 
 
+def to_cells(crystals: Sequence[AsuCrystal]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Conventional cells as arrays, ``(lattice (3, 3) rows in Angstrom, frac (n, 3), atomic numbers (n,))``: the
+    arrays of :func:`to_structures`' ``Structure`` objects (same lattice matrix, coordinates and atom order), for
+    :func:`asu_geometry.to_asu_cell` without building pymatgen objects."""
+    from pymatgen.core import Lattice
+
+    from .crystal import atomic_number
+
+    frac, site, which = expand_sites(crystals)
+    bounds = np.searchsorted(which, np.arange(len(crystals) + 1))
+    out = []
+    for c_i, c in enumerate(crystals):
+        a, b = bounds[c_i], bounds[c_i + 1]
+        z = np.array([atomic_number(s.element) for s in c.sites], dtype=np.int64)
+        out.append((Lattice.from_parameters(*c.lattice).matrix, frac[a:b], z[site[a:b]]))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- CIF
 def _fmt_term(coef: int, var: str) -> str:
     if coef == 1:
