@@ -1,15 +1,16 @@
 """Benchmark of ``crystal-ar sample``: crystals/s end to end at batch 500, where the time goes, and the ratio to
 pyxtal's ``from_random`` on the same space groups and compositions.
 
-    python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers 1]
+    python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers N]
         [--pyxtal 200] [--round-trip]
 
 Figures (each printed with its definition):
 
-* end to end: ``SampleRun`` (what ``crystal-ar sample`` runs: sampling, the scorer's normal forms in ``--workers``
-  processes, scoring of the normal forms, samples.jsonl + samples.extxyz + cif/) for ``-n`` crystals, after a
-  warm-up run of one small batch in the same process (first-use caches of asu-geometry); wall clock, and the CPU
-  time of this process and of its worker processes;
+* end to end: ``SampleRun`` (what ``crystal-ar sample`` runs: on the CPU, ``--workers`` processes (default: the
+  CPU count) each draw whole blocks, derive the scorer's normal forms and score them, and this process writes
+  samples.jsonl + samples.extxyz + cif/) for ``-n`` crystals, after a warm-up run of one small batch (imports and
+  torch start-up; the workers of the measured run start with cold asu-geometry caches, as in a user's run);
+  wall clock, and the CPU time of this process and of its worker processes;
 * the stages, each alone on the same drawn crystals, one process, one torch thread (wall and CPU milliseconds per
   crystal): ``sampling.sample`` (vectorised ancestral sampling, log-likelihood accumulated while drawing), the
   scorer's normal form (``asu_geometry.to_asu`` at symprec 0.1 of each conventional cell), the model's score of
@@ -86,7 +87,8 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, roun
         t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
         s = run.run(Path(tmp) / "out", progress=False)
         dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
-        print(f"end to end (SampleRun, -n {n}, --batch-size {batch}, --workers {workers}, 1 torch thread): "
+        print(f"end to end (SampleRun, -n {n}, --batch-size {batch}, --workers {workers} ({run.parallel_mode()} mode), "
+              "1 torch thread each): "
               f"{s.crystals / dt:.1f} crystals/s ({dt:.1f} s wall; CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in "
               f"the main process + {1e3 * kids / s.crystals:.1f} ms/crystal in the workers)")
         print("  " + run.text.replace("\n", "\n  "))
@@ -195,7 +197,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("-n", "--num", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=500)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="crystal-ar sample --workers (on the CPU each worker runs whole blocks) [CPU count]")
     ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
     ap.add_argument("--round-trip", action="store_true", help="also re-score every written CIF (crystal-ar score)")
     args = ap.parse_args()

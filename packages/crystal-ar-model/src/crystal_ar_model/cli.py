@@ -70,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--out", required=True, help="output folder (samples.jsonl, samples.extxyz, cif/)")
     g.add_argument("--cif", default="dir", choices=("dir", "zip", "none"), help="CIFs as OUT/cif/, OUT/cif.zip or none")
     g.add_argument("--workers", type=int, default=None,
-                   help="processes deriving the normal forms (spglib) beside the sampler; 0: in-process "
-                   "[CPU count - 1, at least 1]")
+                   help="worker processes; on the CPU each runs whole blocks (draw, normal forms, scores), on a GPU "
+                   "they derive the normal forms (spglib) beside the sampler; 0: all in this process; every "
+                   "choice writes the same files [CPU: the CPU count; GPU: CPU count - 1, at least 1]")
     g.add_argument("--threads", type=int, default=1, help="torch threads [1]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
@@ -128,7 +129,8 @@ def _sample(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     import os
 
-    workers = args.workers if args.workers is not None else max(1, (os.cpu_count() or 2) - 1)
+    cores = os.cpu_count() or 2
+    workers = args.workers if args.workers is not None else (cores if args.device == "cpu" else max(1, cores - 1))
     settings = SampleSettings(args.num, args.batch_size, args.seed, args.shard, args.temperature, args.min_distance,
                               args.cif, workers)
     constraints = build_constraints(args.space_group, args.elements, args.require_elements, args.partial,

@@ -8,6 +8,12 @@ run does. ``--shard i/n`` draws the blocks k with ``k mod n == i``: shards are d
 the union of the records of all n shards (same seed, ``-n`` and ``--batch-size``) is the unsharded run, record
 for record (the ``run.shard`` field aside). Records carry the crystal's index in the unsharded stream.
 
+**Processes** (:meth:`SampleRun.parallel_mode`). On the CPU, ``--workers`` processes each take whole blocks
+(draw, normal forms, redraws, scores: :meth:`SampleRun.process_block`) and this process writes them in stream
+order; with a model on a GPU, this process draws on the device while the workers derive the normal forms (spglib)
+of the previous block; ``--workers 0`` does everything in this process. A block's work does not depend on which
+process does it, so every choice writes the same files.
+
 **What each record holds** (:class:`.outputs.SampleRecord`). ``drawn``: the crystal as sampled (its space group,
 sites in construction order), exactly symmetric by construction; the CIF and extxyz files hold this crystal.
 ``crystal``: its normal form *as* ``crystal-ar score`` *derives it from the CIF*: ``asu_geometry.to_asu`` at
@@ -94,9 +100,9 @@ def scorer_normal_form(crystal: Any) -> Any:
     """The normal form ``crystal-ar score`` derives from ``crystal``'s CIF: ``to_asu`` of its conventional cell at
     :data:`.score.SYMPREC` and :data:`.score.ANGLE_TOLERANCE` (raises what ``to_asu`` raises)."""
     import asu_geometry as ag
-    from asu_geometry.writers import to_structures
+    from asu_geometry.writers import to_cells
 
-    return ag.to_asu(to_structures([crystal])[0], symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE)
+    return ag.to_asu_cell(*to_cells([crystal])[0], symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE)
 
 
 def _derive(crystals: Sequence[Any]) -> list[tuple[Any, str | None]]:
@@ -154,6 +160,7 @@ class SampleSettings:
     min_distance: float | None = None
     cif: str = "dir"
     workers: int = 1
+    parallel: str = "auto"
 
     def __post_init__(self) -> None:
         if self.num < 1 or self.batch_size < 1:
@@ -164,6 +171,8 @@ class SampleSettings:
             raise ConfigError(f"--min-distance must be positive, got {self.min_distance}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if self.parallel not in ("auto", "blocks", "pipeline"):
+            raise ConfigError(f"parallel must be 'auto', 'blocks' or 'pipeline', got {self.parallel!r}")
 
 
 @dataclass
@@ -181,6 +190,14 @@ class RunSummary:
     @property
     def rate(self) -> float:
         return self.crystals / self.seconds if self.seconds > 0 else float("nan")
+
+    def add(self, other: RunSummary) -> None:
+        """Add the counts of ``other`` (one block's) to these (``crystals`` and ``seconds`` are the run's)."""
+        self.redraws.update(other.redraws)
+        self.symmetrised += other.symmetrised
+        self.not_normal += other.not_normal
+        self.min_distance_used += other.min_distance_used
+        self.min_distance_unmet += other.min_distance_unmet
 
 
 @dataclass
@@ -205,6 +222,20 @@ def _symmetrised(normal: Any, drawn: Any) -> bool:
     g = ag.space_group(drawn.space_group)
     return sorted(g.wyckoff(x.wyckoff).multiplicity for x in normal.sites) != sorted(
         g.wyckoff(x.wyckoff).multiplicity for x in drawn.sites)
+
+
+_BLOCK_RUN: SampleRun | None = None  # the run of a "blocks" worker process (set once, inherited by fork)
+
+
+def _init_block_worker(run: SampleRun) -> None:
+    global _BLOCK_RUN
+    _BLOCK_RUN = run
+    torch.set_num_threads(1)
+
+
+def _block_in_worker(block: Block) -> tuple[list[SampleRecord], RunSummary]:
+    assert _BLOCK_RUN is not None, "worker not initialised"
+    return _BLOCK_RUN.process_block(block)
 
 
 def checkpoint_sha256(ckpt: Path) -> str:
@@ -273,7 +304,7 @@ class SampleRun:
         return [r for part in job.get() for r in part]
 
     # ------------------------------------------------------------------ finishing a block
-    def _finish(self, st: _BlockState, pool: Any) -> list[SampleRecord]:
+    def _finish(self, st: _BlockState, pool: Any, summary: RunSummary) -> list[SampleRecord]:
         from asu_geometry.normalform import same_description
 
         n = st.block.size
@@ -285,7 +316,7 @@ class SampleRun:
             for i, (nf, err) in zip(todo.tolist(), results, strict=True):
                 if nf is None:
                     bad.append(i)
-                    self.summary.redraws[str(err).split(":")[0]] += 1
+                    summary.redraws[str(err).split(":")[0]] += 1
                 normal[i] = nf
             # the scorer must also be able to score the normal form (e.g. within the model's atom limit)
             scorable = [i for i in todo.tolist() if normal[i] is not None]
@@ -294,7 +325,7 @@ class SampleRun:
             scored, dropped = score_normal_forms(self.model, [normal[i] for i in differs])
             for pos, why in dropped:
                 bad.append(differs[pos])
-                self.summary.redraws[why.split(":")[0]] += 1
+                summary.redraws[why.split(":")[0]] += 1
             for k in LOGP_KEYS:
                 for pos, i in enumerate(differs):
                     st.logp.setdefault(f"nf_{k}", np.full(n, np.nan))[i] = scored[k][pos]
@@ -320,9 +351,9 @@ class SampleRun:
                     st.logp[k][i] = logp[k][pos]
                 st.tries[i], st.ok[i] = tries[pos], ok[pos]
             results = self._collect(self._submit([st.drawn[i] for i in todo.tolist()], pool))
-        return self._records(st, normal)
+        return self._records(st, normal, summary)
 
-    def _records(self, st: _BlockState, normal: list[Any]) -> list[SampleRecord]:
+    def _records(self, st: _BlockState, normal: list[Any], summary: RunSummary) -> list[SampleRecord]:
         from asu_geometry.normalform import same_description
 
         s = self.settings
@@ -336,18 +367,34 @@ class SampleRun:
             if s.min_distance is not None:
                 md = {"threshold": s.min_distance, "used": bool(st.tries[pos] > 0), "tries": int(st.tries[pos]),
                       "satisfied": bool(st.ok[pos])}
-                self.summary.min_distance_used += int(st.tries[pos] > 0)
-                self.summary.min_distance_unmet += int(not st.ok[pos])
+                summary.min_distance_used += int(st.tries[pos] > 0)
+                summary.min_distance_unmet += int(not st.ok[pos])
             if not same:
-                self.summary.not_normal += 1
+                summary.not_normal += 1
             if _symmetrised(nf, drawn):
-                self.summary.symmetrised += 1
+                summary.symmetrised += 1
             index = st.block.start + pos
             out.append(SampleRecord(
                 f"s{index:0{width}d}", index, nf, logp, None if same else float(st.logp["logp_total"][pos]), md,
                 {"redraws": int(st.redraws[pos])}, drawn,
             ))
         return out
+
+    def process_block(self, block: Block) -> tuple[list[SampleRecord], RunSummary]:
+        """One block from start to finish in this process: draw, derive the normal forms, redraw what the scorer
+        cannot read, score, make the records. Returns the records and the block's counts."""
+        summary = RunSummary()
+        return self._finish(self._start(block, None), None, summary), summary
+
+    def parallel_mode(self) -> str:
+        """``"blocks"`` (each worker process runs whole blocks, :meth:`process_block`) for a model on the CPU,
+        ``"pipeline"`` (this process samples on the device, workers derive the normal forms) otherwise;
+        ``"inline"`` without workers. Every mode writes the same files."""
+        if self.settings.workers == 0:
+            return "inline"
+        if self.settings.parallel != "auto":
+            return self.settings.parallel
+        return "blocks" if self.model.polar.device.type == "cpu" else "pipeline"
 
     # ------------------------------------------------------------------ the whole run
     def run(self, out: str | Path, progress: bool = True, log: Callable[[str], None] | None = None) -> RunSummary:
@@ -359,20 +406,32 @@ class SampleRun:
         writer = SampleWriter(out, self.run_info, cif=s.cif)
         total = sum(b.size for b in blocks)
         bar = tqdm(total=total, desc="sampling", unit="crystal", disable=not progress, file=sys.stderr)
+        mode = self.parallel_mode() if blocks else "inline"
+        if mode == "blocks" and len(blocks) == 1:
+            mode = "inline"  # one block: a worker process would only add its start-up
         pool = None
-        if s.workers > 0 and blocks:
+        if mode != "inline":
             import multiprocessing as mp
 
-            pool = mp.get_context("fork").Pool(s.workers, initializer=torch.set_num_threads, initargs=(1,))
+            init, arg = (_init_block_worker, self) if mode == "blocks" else (torch.set_num_threads, 1)
+            pool = mp.get_context("fork").Pool(min(s.workers, len(blocks)) if mode == "blocks" else s.workers,
+                                               initializer=init, initargs=(arg,))
         t0 = time.perf_counter()
         try:
-            window: deque[_BlockState] = deque()
-            for b in blocks:
-                window.append(self._start(b, pool))  # the next block is drawn while workers derive this one
-                if len(window) > 1:
-                    self._write(writer, self._finish(window.popleft(), pool), bar)
-            while window:
-                self._write(writer, self._finish(window.popleft(), pool), bar)
+            if mode == "pipeline":
+                window: deque[_BlockState] = deque()
+                for b in blocks:
+                    window.append(self._start(b, pool))  # the next block is drawn while workers derive this one
+                    if len(window) > 1:
+                        self._write(writer, self._finish(window.popleft(), pool, self.summary), bar)
+                while window:
+                    self._write(writer, self._finish(window.popleft(), pool, self.summary), bar)
+            else:
+                done = (pool.imap(_block_in_worker, blocks) if pool is not None
+                        else (self.process_block(b) for b in blocks))
+                for records, counts in done:  # in stream order
+                    self.summary.add(counts)
+                    self._write(writer, records, bar)
         finally:
             if pool is not None:
                 pool.close()
