@@ -156,3 +156,36 @@ def test_torchrun_two_processes(config_file: Path, cache_dir: Path, tmp_path: Pa
 
     model, meta = load_model(out)  # loads in a single process
     assert meta["epoch"] == 2 and model.vocabulary[0] == 1
+
+
+def test_stabiliser_switches_change_exactly_their_term(trained_run: Path, cache_dir: Path) -> None:
+    """The ablation switches of the training loss: with noise, z-loss and the mixture prior off, the loss is the
+    plain mean NLL; ``mixture_prior`` scales the Dirichlet(1.0001) log prior and nothing else; re-balancing changes
+    gradients, never the loss value; noise changes the conditioning, hence the loss."""
+    import dataclasses
+
+    import torch
+    from crystal_ar_model.data import CrystalTensors, load_csv
+    from crystal_ar_model.score import load_model
+
+    model, _ = load_model(trained_run / "best")
+    model.train()
+    ds, _ = load_csv(TRAIN_FIXTURE, cache_dir=cache_dir)
+    batch = CrystalTensors(ds.subset(list(range(16))), model.vocabulary).batch(torch.arange(16))
+    base = Config.load("tiny").train
+    off = dataclasses.replace(base, atom_noise=0.0, lattice_noise_length=0.0, lattice_noise_angle=0.0, z_loss=0.0,
+                              mixture_prior=0.0, rebalance_factors=[])
+
+    def loss(cfg):  # noqa: ANN001, ANN202
+        value, stats = model(batch, cfg, torch.Generator().manual_seed(3))
+        return float(value.detach()), float(stats["nll_total"])
+
+    plain, nll = loss(off)
+    assert plain == pytest.approx(nll / 16, rel=1e-6)
+    with_prior, nll_p = loss(dataclasses.replace(off, mixture_prior=1.0))
+    half_prior, _ = loss(dataclasses.replace(off, mixture_prior=0.5))
+    assert nll_p == nll and with_prior < plain  # Dirichlet(1.0001) log density > 0 at interior weights
+    assert half_prior - plain == pytest.approx(0.5 * (with_prior - plain), rel=1e-5)  # float32 loss
+    assert loss(dataclasses.replace(off, rebalance_factors=["lattice", "wyckoff"]))[0] == pytest.approx(plain, rel=1e-6)
+    assert loss(dataclasses.replace(off, z_loss=1e-2))[0] > plain
+    assert loss(dataclasses.replace(off, atom_noise=0.5))[1] != nll

@@ -70,6 +70,7 @@ class TrainConfig:
     rebalance_c: float = 0.3
     rebalance_factors: list[str] = field(default_factory=lambda: ["lattice", "wyckoff", "element", "stop"])
     z_loss: float = 1e-4
+    mixture_prior: float = 1.0  # weight of the Dirichlet(1.0001) log prior of the coordinate mixtures; 0: off
     lattice_noise_length: float = 0.01
     lattice_noise_angle: float = 1.0
     atom_noise: float = 0.2  # Angstrom, Gaussian on the conditioning sites within their Wyckoff subspace

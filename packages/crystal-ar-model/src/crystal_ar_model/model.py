@@ -331,8 +331,8 @@ class CrystalARModel(nn.Module):
 
         One of the two (G, C) orders is drawn per crystal; both are evaluated so that every parameter takes
         part in every step (DDP), and the unused order gets weight 0. The loss adds the z-loss of every
-        categorical and the Dirichlet(1.0001) log prior of every coordinate mixture's weights; the conditioning
-        lattice and sites are noised (noisy teacher forcing).
+        categorical and the Dirichlet(1.0001) log prior of every coordinate mixture's weights (times
+        ``train_cfg.mixture_prior``); the conditioning lattice and sites are noised (noisy teacher forcing).
         """
         sg = batch.space_group
         bsz = sg.shape[0]
@@ -353,7 +353,7 @@ class CrystalARModel(nn.Module):
         c = train_cfg.rebalance_c
         total = sum(rebalance(v, c) if k in train_cfg.rebalance_factors else v for k, v in parts.items())
         zsq = t["z_g"] + t["z_g_c"] + t["z_c_g"] + t["z_c"] + t["z_l"] + s["zsq"]
-        loss = -total.mean() + train_cfg.z_loss * zsq.mean() - s["log_prior"].mean()
+        loss = -total.mean() + train_cfg.z_loss * zsq.mean() - train_cfg.mixture_prior * s["log_prior"].mean()
         stats = {f"nll_{k}": -v.detach().sum() for k, v in parts.items()}
         stats["nll_total"] = -sum(v.detach() for v in parts.values()).sum()
         return loss, stats
