@@ -89,10 +89,14 @@ def coset_operations(sg: int, shape: WyckoffShape, multiplicity: int) -> np.ndar
 @cache
 def _all_operations() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every operation of the 230 groups stacked: rotations (N, 3, 3), translations (N, 3), group offsets."""
-    groups = [space_group(n) for n in range(1, 231)]
-    offsets = np.cumsum([0] + [g.order for g in groups])
-    rot = np.concatenate([g.rotations for g in groups]).astype(float)
-    tr = np.concatenate([g.translations for g in groups])
+    from .tables import _raw_table
+
+    # the operations straight from the shipped table (as SpaceGroup.rotations / .translations, without building
+    # the 230 groups' Wyckoff shapes)
+    ops = [np.asarray(g["ops"], dtype=np.int64) for g in _raw_table()["groups"]]
+    offsets = np.cumsum([0] + [len(o) for o in ops])
+    rot = np.concatenate([o[:, :9].reshape(-1, 3, 3) for o in ops]).astype(float)
+    tr = np.concatenate([o[:, 9:] for o in ops]) / 24.0
     return rot, tr, offsets
 
 
