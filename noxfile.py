@@ -191,3 +191,13 @@ def report(session: nox.Session) -> None:
     _install(session, *MODEL_STACK, f"./{PACKAGES['crystal_eval']}", "ase")  # ase: the sample-grid pictures
     session.run("python", "docs/report/build.py", "--command-label", "nox -s report", *session.posargs,
                 env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session(python="3.11")
+def ablation(session: nox.Session) -> None:
+    """The training-stabiliser ablations of the report: five trainings of the ``default`` config (the shipped
+    recipe and each stabiliser switched off), scored on the test rows, into docs/report/ablation.json. Resumable.
+    Arguments after ``--`` go to ``docs/report/ablation.py`` (e.g. ``-- --epochs 25 --lanes 2``); then
+    ``nox -s report -- --refresh-committed`` puts the table into docs/results.md."""
+    _install(session, *MODEL_STACK, f"./{PACKAGES['crystal_eval']}")
+    session.run("python", "docs/report/ablation.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})

@@ -239,9 +239,27 @@ def test_nll(test: Path, ckpt: Path, work: Path, workers: int) -> dict[str, Any]
     cols = [c for c in df.columns if c.startswith("logp_")]
     factors = [{"factor": c.removeprefix("logp_"), "nats": float(-df[c].mean())} for c in cols]
     return {"file": test.name, "n_rows": n_rows, "n_scored": len(df), "n_skipped": n_rows - len(df),
-            "factors": factors,
-            "ablations": {"status": "not run",
-                          "reason": "Each needs a training run of its own; none was done for this report."}}
+            "factors": factors, "ablations": ablation_section()}
+
+
+ABLATION_JSON = Path(__file__).resolve().parent / "ablation.json"
+
+
+def ablation_section() -> dict[str, Any]:
+    """The stabiliser ablations, read from the committed ``docs/report/ablation.json`` (made by
+    ``docs/report/ablation.py``: five training runs, too long for this session)."""
+    if not ABLATION_JSON.is_file():
+        return {"status": "not run", "reason": "no docs/report/ablation.json (run docs/report/ablation.py).",
+                "rows": []}
+    d = json.loads(ABLATION_JSON.read_text())
+    base = next(r["test_nll"]["total"] for r in d["rows"] if r["key"] == "baseline")
+    return {"status": f"read from `{rel(ABLATION_JSON)}`", "reason": "; ".join([d["budget_note"], d["protocol"]]),
+            "command": d["command"], "epochs": d["epochs"], "hardware": d["hardware"]["label"],
+            "baseline_vs_shipped": next(r.get("shipped_run_val_nll_max_abs_diff") for r in d["rows"]
+                                        if r["key"] == "baseline"),
+            "rows": [{"key": r["key"], "label": r["label"], "n_scored": r["n_scored"], "test_nll": r["test_nll"],
+                      "best_epochs": r["best_epochs"], "delta_total": r["test_nll"]["total"] - base}
+                     for r in d["rows"]]}
 
 
 def wyckoff_dims(crystal: Any) -> list[int]:
@@ -531,17 +549,20 @@ def stability_section() -> dict[str, Any]:
                       "cores); each row names its population and the command that produced it.", "rows": rows}
 
 
-def refresh_stability(out_dir: Path) -> None:
-    """Replace the stability section of ``out_dir/results.json`` by :func:`stability_section` (the committed
-    crystal-eval ``--stability`` reports) and render ``results.md`` again; every other value is kept."""
+def refresh_committed(out_dir: Path) -> None:
+    """Replace the sections of ``out_dir/results.json`` that are read from committed files (the crystal-eval
+    ``--stability`` reports, :func:`stability_section`; the stabiliser ablations, :func:`ablation_section`) and
+    render ``results.md`` again; every other value is kept."""
     path = out_dir / "results.json"
     if not path.is_file():
         raise ReportError(f"{path}: no report to refresh; run the whole session first")
     report = json.loads(path.read_text())
     report["stability"] = stability_section()
+    report["nll"]["ablations"] = ablation_section()
     path.write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out_dir / "results.md").write_text(render.render(json.loads(path.read_text())))
-    log(f"refreshed the stability section of {path} ({len(report['stability']['rows'])} row(s)) and results.md")
+    log(f"refreshed the stability section of {path} ({len(report['stability']['rows'])} row(s)), the ablations "
+        f"({len(report['nll']['ablations']['rows'])} run(s)) and results.md")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -561,16 +582,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="crystal-eval feature cache [$CRYSTAL_EVAL_CACHE or crystal-eval's default]")
     p.add_argument("--jobs", type=int, default=0,
                    help="processes: crystal-eval --jobs, score --workers, sample --workers jobs-1 [0: all cores]")
-    p.add_argument("--refresh-stability", action="store_true",
-                   help="only re-read the committed --stability reports into OUT_DIR/results.json and re-render "
-                   "results.md (no sampling or evaluation)")
+    p.add_argument("--refresh-committed", "--refresh-stability", dest="refresh", action="store_true",
+                   help="only re-read the committed --stability reports and ablation.json into OUT_DIR/results.json "
+                   "and re-render results.md (no sampling or evaluation)")
     p.add_argument("--command-label", default="python docs/report/build.py", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.n is not None and args.n < 1:
         p.error("-n must be at least 1")
     try:
-        if args.refresh_stability:
-            refresh_stability(Path(args.out_dir))
+        if args.refresh:
+            refresh_committed(Path(args.out_dir))
         else:
             build(args)
     except (ReportError, FileNotFoundError) as exc:

@@ -155,8 +155,26 @@ def render(rep: Mapping[str, Any]) -> str:
           f"`crystal-ar score --skip-invalid`). The coordinate term is a log-density in fractional units, "
           f"so it can be negative.", ""]
     L += _table(["factor", "NLL (nats/crystal)"], [[f["factor"], fmt(f["nats"], 3)] for f in nll["factors"]])
-    L += ["", f"Ablations with the training stabilisers switched off one at a time: {nll['ablations']['status']}. "
-          f"{nll['ablations']['reason']}", ""]
+    ab = nll["ablations"]
+    L += ["", "### The training stabilisers, switched off one at a time", ""]
+    L += [f"Ablations: {ab['status']}. {ab['reason']}."]
+    if ab.get("rows"):
+        names = list(ab["rows"][0]["test_nll"])
+        L += [f"Each run: the `default` config for {fmt_int(ab['epochs'])} epochs, scored with its per-unit best "
+              f"checkpoint on the test rows (nats per crystal; {ab['hardware']}; produced by `{ab['command']}`)."]
+        L += [""]
+        header = ["run", *names, "Δ total vs. baseline"]
+        L += _table(header, [[r["label"], *(fmt(r["test_nll"][n], 3) for n in names), fmt(r["delta_total"], 3)]
+                             for r in ab["rows"]])
+        L += ["", "A negative Δ means the run without that stabiliser scores better on the test rows at this budget."]
+        bs = ab.get("baseline_vs_shipped")
+        if bs is not None:
+            L += [f"The baseline repeats the first {fmt_int(ab['epochs'])} epochs of the shipped model's training run "
+                  f"(same recipe and seeds): their validation NLL agree within {bs['max_first_epochs']:.1e} nats over "
+                  f"the first {fmt_int(bs['first_epochs'])} epochs, and float summation-order differences grow to "
+                  f"{fmt(bs['max_all_epochs'], 3)} nats by the end, so differences of that size between the rows "
+                  "are run-to-run noise."]
+    L += [""]
 
     # ---------------------------------------------------------------- fidelity
     fd = rep["fidelity"]
