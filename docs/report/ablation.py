@@ -117,7 +117,7 @@ def run_variant(key: str, epochs: int, data_dir: Path, test: Path, work: Path) -
     extra: dict[str, Any] = {}
     if key == "baseline":
         extra["shipped_run_val_nll_max_abs_diff"] = shipped_run_difference(metrics)
-    return {**extra, 
+    return {**extra,
         "key": key, "label": VARIANTS[key][0], "overrides": VARIANTS[key][1], "epochs": len(metrics),
         "best_epochs": {unit: u["epoch"] for unit, u in best["selection"]["units"].items()},
         "val_nll_best": best["selection"]["val_nll_total"],
