@@ -2,7 +2,7 @@
 pyxtal's ``from_random`` on the same space groups and compositions.
 
     python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers N]
-        [--pyxtal 200] [--round-trip]
+        [--repeats 3] [--pyxtal 200] [--round-trip]
 
 Figures (each printed with its definition):
 
@@ -10,11 +10,13 @@ Figures (each printed with its definition):
   CPU count) each draw whole blocks, derive the scorer's normal forms and score them, and this process writes
   samples.jsonl + samples.extxyz + cif/) for ``-n`` crystals, after a warm-up run of one small batch (imports and
   torch start-up; the workers of the measured run start with cold asu-geometry caches, as in a user's run);
-  wall clock, and the CPU time of this process and of its worker processes;
+  wall clock, and the CPU time of this process and of its worker processes, for each of ``--repeats`` identical
+  runs, and their median;
 * the stages, each alone on the same drawn crystals, one process, one torch thread (wall and CPU milliseconds per
   crystal): ``sampling.sample`` (vectorised ancestral sampling, log-likelihood accumulated while drawing), the
-  scorer's normal form (``asu_geometry.to_asu`` at symprec 0.1 of each conventional cell), the model's score of
-  the normal forms that differ from the drawn sequence, and the three output files;
+  scorer's normal form (``asu_geometry.to_asu_cell`` at symprec 0.1 of each conventional cell; spglib's symmetry
+  search alone: mean, median and the groups taking most of it), the model's score of the normal forms that differ
+  from the drawn sequence, and the three output files;
 * ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
   against the records' ``logp_total`` (largest and mean absolute difference);
 * the unreadable draws of the stage batch: the largest of their shortest interatomic distances;
@@ -76,25 +78,34 @@ def _model(checkpoint: str | None) -> tuple[object, dict, str]:
     return model, {"name": "untrained-default", "sha256": "", "epoch": None}, "an untrained default model"
 
 
-def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, round_trip: bool) -> float:
+def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, round_trip: bool, repeats: int = 1
+               ) -> float:
+    """``repeats`` identical runs (same seed, fresh worker processes each time); prints each and returns the median
+    rate (a shared virtual machine's speed varies by tens of percent from one run to the next)."""
     from crystal_ar_model.constraints import SamplingConstraints
     from crystal_ar_model.generate import SampleRun, SampleSettings
 
+    rates = []
     with tempfile.TemporaryDirectory() as tmp:
         SampleRun(model, info, SamplingConstraints(), SampleSettings(min(batch, 50), batch, 99, workers=workers)).run(
             Path(tmp) / "warm", progress=False)
-        run = SampleRun(model, info, SamplingConstraints(), SampleSettings(n, batch, 0, workers=workers))
-        t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
-        s = run.run(Path(tmp) / "out", progress=False)
-        dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
-        print(f"end to end (SampleRun, -n {n}, --batch-size {batch}, --workers {workers} ({run.parallel_mode()} mode), "
-              "1 torch thread each): "
-              f"{s.crystals / dt:.1f} crystals/s ({dt:.1f} s wall; CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in "
-              f"the main process + {1e3 * kids / s.crystals:.1f} ms/crystal in the workers)")
+        for k in range(repeats):
+            run = SampleRun(model, info, SamplingConstraints(), SampleSettings(n, batch, 0, workers=workers))
+            t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+            s = run.run(Path(tmp) / "out", progress=False)
+            dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
+            rates.append(s.crystals / dt)
+            print(f"end to end, run {k + 1} of {repeats} (SampleRun, -n {n}, --batch-size {batch}, --workers {workers} "
+                  f"({run.parallel_mode()} mode), 1 torch thread each): {rates[-1]:.1f} crystals/s ({dt:.1f} s wall; "
+                  f"CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in the main process + {1e3 * kids / s.crystals:.1f} "
+                  "ms/crystal in the workers)")
         print("  " + run.text.replace("\n", "\n  "))
+        median = float(np.median(rates))
+        print(f"end to end: median {median:.1f} crystals/s over {repeats} run(s) (min {min(rates):.1f}, max "
+              f"{max(rates):.1f}) = {500 / median:.2f} s per 500 crystals")
         if round_trip:
             _round_trip(model, Path(tmp) / "out")
-    return s.crystals / dt
+    return median
 
 
 def _round_trip(model: object, out: Path) -> None:
@@ -130,7 +141,8 @@ def stages(model: object, batch: int) -> list:
                                                                               torch.Generator().manual_seed(5)), batch)
     sites = float((out.ptr[1:] - out.ptr[:-1]).double().mean())
     crystals = out.crystals()
-    derived = timed("scorer's normal form (to_asu of the conventional cell)", lambda: _derive(crystals), batch)
+    derived = timed("scorer's normal form (to_asu_cell of the conventional cell)", lambda: _derive(crystals), batch)
+    _spglib_alone(crystals)
     ok = [(nf, c) for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
     differ = [nf for nf, c in ok if not same_description(nf, c, SAME_DESCRIPTION_TOL, SAME_DESCRIPTION_TOL)]
     timed(f"score of the {len(differ)} normal forms that differ from the drawn sequence (per crystal of the batch)",
@@ -149,6 +161,33 @@ def stages(model: object, batch: int) -> list:
     print(f"  ({sites:.2f} sites per crystal; {len(bad)} of {batch} unreadable by the scorer, the largest of their "
           f"shortest interatomic distances {closest:.3f} A)")
     return [c for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
+
+
+def _spglib_alone(crystals: list) -> None:
+    """spglib's symmetry search alone (``get_symmetry_dataset`` at symprec 0.1 and 5 degrees, as ``to_asu_cell``)
+    on each drawn conventional cell: mean and median, and the space groups that take the largest share."""
+    import warnings
+    from collections import defaultdict
+
+    import spglib
+    from asu_geometry.writers import to_cells
+
+    cells = [to_cells([c])[0] for c in crystals]
+    times, by_group = [], defaultdict(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for c, (lat, frac, z) in zip(crystals, cells, strict=True):
+            t0 = time.perf_counter()
+            spglib.get_symmetry_dataset((lat, frac, z.tolist()), symprec=0.1, angle_tolerance=5.0)
+            times.append(time.perf_counter() - t0)
+            by_group[c.space_group] += times[-1]
+    total = sum(times)
+    top = sorted(by_group.items(), key=lambda kv: -kv[1])[:3]
+    count = {g: sum(c.space_group == g for c in crystals) for g, _ in top}
+    share = ", ".join(f"group {g} ({count[g]} crystals) {100 * t / total:.0f} %" for g, t in top)
+    print(f"  of which spglib's symmetry search alone: mean {1e3 * total / len(times):.2f} ms, median "
+          f"{1e3 * float(np.median(times)):.2f} ms, largest {1e3 * max(times):.1f} ms per crystal; share of its time: "
+          f"{share}")
 
 
 def _closest_pair(crystal: object) -> float:
@@ -199,6 +238,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="crystal-ar sample --workers (on the CPU each worker runs whole blocks) [CPU count]")
+    ap.add_argument("--repeats", type=int, default=3, help="end-to-end runs; the median is reported [3]")
     ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
     ap.add_argument("--round-trip", action="store_true", help="also re-score every written CIF (crystal-ar score)")
     args = ap.parse_args()
@@ -206,7 +246,7 @@ def main() -> None:
     print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     model, info, what = _model(args.checkpoint)
     print(f"model: {what}")
-    rate = end_to_end(model, info, args.num, args.batch_size, args.workers, args.round_trip)
+    rate = end_to_end(model, info, args.num, args.batch_size, args.workers, args.round_trip, args.repeats)
     crystals = stages(model, args.batch_size)
     if args.pyxtal:
         px = pyxtal_rate(crystals, args.pyxtal)
