@@ -338,3 +338,23 @@ def test_shipped_model_is_the_default(cli: Cli, trained_run: Path, tmp_path: Pat
     r = cli("score", str(tmp_path / "o" / "cif"), "-o", str(tmp_path / "s.csv"))
     assert r.returncode == 0, r.stderr
     _assert_round_trip(recs, pd.read_csv(tmp_path / "s.csv").set_index("id"))
+
+
+def test_a_failing_block_stops_the_workers_and_publishes_nothing(trained_run: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block whose crystals the scorer can never read fails after MAX_REDRAW_ROUNDS in its worker process: the
+    error reaches the caller (the pool is terminated) and no output file is published."""
+    import crystal_ar_model.generate as generate
+    from crystal_ar_model.constraints import SamplingConstraints
+    from crystal_ar_model.errors import SamplingError
+    from crystal_ar_model.score import load_model
+
+    monkeypatch.setattr(generate, "_derive", lambda crystals: [(None, "SymmetryNotFoundError: forced")] * len(crystals))
+    monkeypatch.setattr(generate, "MAX_REDRAW_ROUNDS", 1)  # the workers are forked after this: they see it too
+    model, meta = load_model(trained_run / "best")
+    run = generate.SampleRun(model, {"name": "best", "sha256": "0" * 64, "epoch": meta.get("epoch")},
+                             SamplingConstraints(), generate.SampleSettings(40, 4, 0, workers=2))
+    assert run.parallel_mode() == "blocks"
+    with pytest.raises(SamplingError, match="cannot be read back"):
+        run.run(tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "samples.jsonl").exists() and (tmp_path / "out" / "samples.jsonl.partial").exists()

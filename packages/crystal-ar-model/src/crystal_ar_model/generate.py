@@ -432,6 +432,13 @@ class SampleRun:
                 for records, counts in done:  # in stream order
                     self.summary.add(counts)
                     self._write(writer, records, bar)
+        except BaseException:
+            if pool is not None:  # an error or Ctrl-C: stop the workers now, not after the queued blocks
+                pool.terminate()
+                pool.join()
+                pool = None
+            writer.abort()
+            raise
         finally:
             if pool is not None:
                 pool.close()

@@ -137,6 +137,13 @@ class SampleWriter:
         self._jsonl.flush()
         self._xyz.flush()
 
+    def abort(self) -> None:
+        """Close the files of a failed run without publishing them (they stay as ``*.partial``)."""
+        self._jsonl.close()
+        self._xyz.close()
+        if self._zip is not None:
+            self._zip.close()
+
     def close(self) -> Path:
         """Finish the files and rename them into place (replacing an earlier run's files)."""
         self._jsonl.close()
