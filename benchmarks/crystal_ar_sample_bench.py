@@ -172,7 +172,7 @@ def _spglib_alone(crystals: list) -> None:
     import spglib
     from asu_geometry.writers import to_cells
 
-    cells = [to_cells([c])[0] for c in crystals]
+    cells = to_cells(crystals)  # one batched expansion
     times, by_group = [], defaultdict(float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
