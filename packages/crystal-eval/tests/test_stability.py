@@ -191,3 +191,20 @@ def test_carbon24_against_dft_ground_truth(tmp_path: Path):
     print(f"carbon_24 confusion (stable: E_hull <= 0.1): near-DFT {tp} stable, {fn} not; far-DFT {fp} stable, {tn} not")
     print(f"E_hull near {e[:2]}, far {e[2:]}")
     assert tp == 2 and fp == 0
+
+
+def test_volume_prerelaxation_is_an_option_with_its_own_cache_key_and_report_entry(cache: FeatureCache):
+    from crystal_eval.cli import build_parser
+    from crystal_eval.stability import PRERELAX, _relax_key
+
+    assert _relax_key(cfg(prerelax_volume=True)) != _relax_key(cfg())
+    base = ["x", "--train", "t.csv", "--test", "t.csv", "--stability"]
+    assert build_parser().parse_args([*base, "--prerelax-volume"]).prerelax_volume
+    assert not build_parser().parse_args(base).prerelax_volume
+    res = evaluate_stability(fixture_crystals(2, 6), 2, REFS, cfg(prerelax_volume=True, max_steps=40), cache)
+    assert res.report["stability_meta"]["config"]["prerelax_volume"] == PRERELAX
+    scales = res.details["relax_prerelax_scale"]
+    assert scales.between(0.9, 1.1).all() and (scales != 1.0).any()  # real crystals: near their volume
+    plain = evaluate_stability(fixture_crystals(2, 6), 2, REFS, cfg(max_steps=40), cache)
+    assert plain.report["stability_meta"]["config"]["prerelax_volume"] is None
+    assert (plain.details["relax_prerelax_scale"] == 1.0).all()

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="batched: many crystals per CHGNet call (default); ase: ASE's FIRE, one crystal at a time "
         "(the same algorithm, slower; for cross-checks)",
     )  # fmt: skip
+    st.add_argument(
+        "--prerelax-volume", action="store_true",
+        help="scale each crystal's lattice isotropically to its lowest-energy volume before FIRE (a few single "
+        "points); faster for generated crystals far from equilibrium, but a crystal may end in another local minimum",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default 0 = all cores)")
     p.add_argument("--cache-dir", help=f"feature cache folder (default ${ENV_VAR} or ~/.cache/crystal-eval)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
@@ -134,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_steps=args.relax_steps,
                 optimizer=args.relax_optimizer,
                 time_limit=args.relax_time_limit if args.relax_time_limit > 0 else None,
+                prerelax_volume=args.prerelax_volume,
             )
             stability.validate()
         cfg = EvalConfig(

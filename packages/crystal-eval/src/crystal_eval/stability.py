@@ -6,7 +6,9 @@ For each crystal of the U.N. subset (the unique-and-novel crystals of the valid 
    ``fmax`` eV/Å, at most ``max_steps`` steps, at most ``time_limit`` seconds; a relaxation that stops at
    the step cap keeps its last energy and is counted in ``meta``). By default many crystals are relaxed
    together, one batched potential call per step (:mod:`crystal_eval.fire`); ``optimizer="ase"`` runs
-   ASE's FIRE one crystal at a time (the same algorithm; a test checks that they agree);
+   ASE's FIRE one crystal at a time (the same algorithm; a test checks that they agree). With
+   ``prerelax_volume``, each crystal's lattice is first scaled isotropically to the volume of lowest energy
+   (:mod:`crystal_eval.prerelax`; a few batched single points, not charged to the time limit);
 2. E_hull of the relaxed energy against the reference hull (:mod:`crystal_eval.hull`);
 3. the RMS displacement of the relaxation and whether the space group survives it.
 
@@ -55,6 +57,7 @@ from crystal_eval.hull import (
 from crystal_eval.io import InputError, Item, item_key, item_to_structure, items_from_structures
 from crystal_eval.parallel import default_jobs, pimap, pmap
 from crystal_eval.potential import CHGNetPotential, Potential, RelaxFailure, relax_structures, require_extra
+from crystal_eval.prerelax import VolumeSearch, prerelax_volumes
 
 STABILITY_KEYS: tuple[str, ...] = (
     "stable_rate",
@@ -71,6 +74,8 @@ OPTIMIZERS = {
     "batched": "FIRE on FrechetCellFilter coordinates, batched (crystal_eval.fire), one potential call per step",
     "ase": "ASE FIRE on FrechetCellFilter (cell and positions), one crystal at a time",
 }
+PRERELAX = ("isotropic volume pre-relaxation before FIRE: the lattice scale in [{lo}, {hi}] minimising the "
+            "potential's energy (bracketing line search, crystal_eval.prerelax)").format(**asdict(VolumeSearch()))
 
 
 def _chgnet_id(model_name: str) -> str:
@@ -100,6 +105,7 @@ class StabilityConfig:
     max_steps: int = 300
     optimizer: Literal["batched", "ase"] = "batched"
     time_limit: float | None = 60.0  # seconds per relaxation; None or <= 0: none
+    prerelax_volume: bool = False  # isotropic volume pre-relaxation before FIRE (crystal_eval.prerelax)
     threshold: float = STABLE_THRESHOLD
     symprec: float = 0.1
     angle_tolerance: float = 5.0
@@ -135,6 +141,7 @@ class RelaxRecord:
     sg_after: int | None = None
     error: str | None = None
     time_limit: float | None = None  # the limit the relaxation ran into, if it did
+    prerelax_scale: float = 1.0  # the isotropic lattice scale applied before FIRE (1: none)
 
 
 # ----------------------------------------------------------------------------- per-process potential
@@ -184,8 +191,16 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
     recs = [RelaxRecord(composition=composition_dict(s)) for s in structures]
     for rec, s in zip(recs, structures, strict=True):
         rec.sg_before = _space_group(s, cfg.symprec, cfg.angle_tolerance)
+    start = list(structures)
+    if cfg.prerelax_volume:
+        try:
+            start, scales = prerelax_volumes(potential, structures)
+            for rec, x in zip(recs, scales.tolist(), strict=True):
+                rec.prerelax_scale = x
+        except Exception:  # a potential that fails here fails (and is recorded) in the relaxation below
+            start = list(structures)
     try:
-        outs = relax_structures(potential, structures, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched")
+        outs = relax_structures(potential, start, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched")
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
         outs = [RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}") for _ in structures]
     for rec, s, out in zip(recs, structures, outs, strict=True):
@@ -289,6 +304,7 @@ def _relax_key(cfg: StabilityConfig) -> str:
     blob = json.dumps(
         [RELAX_VERSION, cfg.potential_id, cfg.optimizer, cfg.fmax, cfg.max_steps, cfg.symprec,
          cfg.angle_tolerance, version("pymatgen")]  # fmt: skip
+        + (["prerelax_volume", asdict(VolumeSearch())] if cfg.prerelax_volume else [])
     )
     return "relax:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -396,6 +412,7 @@ def evaluate_stability(
             "max_steps": cfg.max_steps,
             "time_limit_s": limit,
             "optimizer": OPTIMIZERS[cfg.optimizer],
+            "prerelax_volume": PRERELAX if cfg.prerelax_volume else None,
             "symprec": cfg.symprec,
             "angle_tolerance": cfg.angle_tolerance,
         },
@@ -425,6 +442,7 @@ def evaluate_stability(
             "relax_rmsd": [r.rmsd for r in recs],
             "relax_steps": [r.steps for r in recs],
             "relax_converged": [r.converged for r in recs],
+            "relax_prerelax_scale": [r.prerelax_scale for r in recs],
             "space_group_relaxed": pd.array([r.sg_after for r in recs], dtype="Int64"),
             "space_group_before_relax": pd.array([r.sg_before for r in recs], dtype="Int64"),
             "stability_error": errors,
