@@ -188,6 +188,35 @@ def _spglib_alone(crystals: list) -> None:
     print(f"  of which spglib's symmetry search alone: mean {1e3 * total / len(times):.2f} ms, median "
           f"{1e3 * float(np.median(times)):.2f} ms, largest {1e3 * max(times):.1f} ms per crystal; share of its time: "
           f"{share}")
+    _spglib_reference_cells()
+
+
+def _spglib_reference_cells(repeats: int = 20) -> None:
+    """spglib alone on textbook cells of rising symmetry: its cost grows with the order of the group (the Wyckoff
+    letters of each orbit are found by testing pairs of the group's operations for every Wyckoff position), not
+    with the number of atoms."""
+    import warnings
+
+    import spglib
+
+    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    cells = {
+        "one atom, orthorhombic P (Pmmm, |G| = 8)": (np.diag([3.0, 4.0, 5.0]), [[0, 0, 0]], [1]),
+        "one atom, cubic P (Pm-3m, |G| = 48)": (np.eye(3) * 3.0, [[0, 0, 0]], [1]),
+        "CsCl (Pm-3m, 2 atoms)": (np.eye(3) * 4.1, [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]),
+        "fcc Cu, conventional cell (Fm-3m, |G| = 192, 4 atoms)": (np.eye(3) * 3.6, fcc, [29] * 4),
+        "NaCl, conventional cell (Fm-3m, 8 atoms)": (np.eye(3) * 5.6, np.vstack([fcc, (fcc + [0.5, 0, 0]) % 1]),
+                                                     [11] * 4 + [17] * 4),
+    }
+    parts = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, cell in cells.items():
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5.0)
+            parts.append(f"{name} {1e3 * (time.perf_counter() - t0) / repeats:.2f} ms")
+    print(f"  spglib alone on textbook cells (mean of {repeats} calls): {'; '.join(parts)}")
 
 
 def _closest_pair(crystal: object) -> float:
