@@ -203,6 +203,9 @@ def test_volume_prerelaxation_is_an_option_with_its_own_cache_key_and_report_ent
     assert not build_parser().parse_args(base).prerelax_volume
     res = evaluate_stability(fixture_crystals(2, 6), 2, REFS, cfg(prerelax_volume=True, max_steps=40), cache)
     assert res.report["stability_meta"]["config"]["prerelax_volume"] == PRERELAX
+    short = res.details["shortest_distance_before_relax"].to_numpy()
+    for got, c in zip(short, fixture_crystals(2, 6), strict=True):
+        assert got == pytest.approx(np.sort(c.distance_matrix.ravel())[len(c)])  # the zero diagonal comes first
     scales = res.details["relax_prerelax_scale"]
     assert scales.between(0.9, 1.1).all() and (scales != 1.0).any()  # real crystals: near their volume
     plain = evaluate_stability(fixture_crystals(2, 6), 2, REFS, cfg(max_steps=40), cache)

@@ -142,6 +142,7 @@ class RelaxRecord:
     error: str | None = None
     time_limit: float | None = None  # the limit the relaxation ran into, if it did
     prerelax_scale: float = 1.0  # the isotropic lattice scale applied before FIRE (1: none)
+    shortest_distance: float = float("nan")  # Å, between two distinct atoms of the input (minimum image)
 
 
 # ----------------------------------------------------------------------------- per-process potential
@@ -175,6 +176,15 @@ def relax_rmsd(before: Structure, after: Structure) -> float:
     return float(np.sqrt(np.mean(np.sum(cart**2, axis=1))))
 
 
+def shortest_distance(s: Structure) -> float:
+    """Shortest distance (Å) between two distinct atoms, minimum image (NaN for one atom): generated crystals
+    with nearly touching atoms are the ones that relax slowly."""
+    if len(s) < 2:
+        return float("nan")
+    d = np.asarray(s.distance_matrix)
+    return float(d[np.triu_indices(len(s), 1)].min())
+
+
 def _space_group(s: Structure, symprec: float, angle_tolerance: float) -> int | None:
     from crystal_eval.features import symmetry_features
 
@@ -191,6 +201,7 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
     recs = [RelaxRecord(composition=composition_dict(s)) for s in structures]
     for rec, s in zip(recs, structures, strict=True):
         rec.sg_before = _space_group(s, cfg.symprec, cfg.angle_tolerance)
+        rec.shortest_distance = shortest_distance(s)
     start = list(structures)
     if cfg.prerelax_volume:
         try:
@@ -443,6 +454,7 @@ def evaluate_stability(
             "relax_steps": [r.steps for r in recs],
             "relax_converged": [r.converged for r in recs],
             "relax_prerelax_scale": [r.prerelax_scale for r in recs],
+            "shortest_distance_before_relax": [r.shortest_distance for r in recs],
             "space_group_relaxed": pd.array([r.sg_after for r in recs], dtype="Int64"),
             "space_group_before_relax": pd.array([r.sg_before for r in recs], dtype="Int64"),
             "stability_error": errors,
