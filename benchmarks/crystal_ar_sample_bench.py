@@ -15,7 +15,8 @@ Figures (each printed with its definition):
 * the stages, each alone on the same drawn crystals, one process, one torch thread (wall and CPU milliseconds per
   crystal): ``sampling.sample`` (vectorised ancestral sampling, log-likelihood accumulated while drawing), the
   scorer's normal form (``asu_geometry.to_asu_cell`` at symprec 0.1 of each conventional cell; spglib's symmetry
-  search alone: mean, median and the groups taking most of it), the model's score of the normal forms that differ
+  search alone: mean, median and the groups taking most of it, and on five textbook cells of rising group order),
+  the model's score of the normal forms that differ
   from the drawn sequence, and the three output files;
 * ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
   against the records' ``logp_total`` (largest and mean absolute difference);
