@@ -66,6 +66,14 @@ def _energies(potential: Potential, structures: Sequence[Structure], scales: Seq
     return np.where(np.isfinite(e), e, np.inf)
 
 
+def _evaluate(potential: Potential, structures: Sequence[Structure], points: list[dict[float, float]],
+              todo: list[tuple[int, float]]) -> None:
+    """Add ``E(scale)`` to ``points[i]`` for every ``(i, scale)`` of ``todo`` (one batched call)."""
+    es = _energies(potential, [structures[i] for i, _ in todo], [x for _, x in todo])
+    for (i, x), e in zip(todo, es, strict=True):
+        points[i][x] = float(e)
+
+
 def _vertex(xs: np.ndarray, ys: np.ndarray) -> float | None:
     """Abscissa of the vertex of the parabola through three points (None unless it is a minimum)."""
     (x0, x1, x2), (y0, y1, y2) = xs, ys
@@ -106,9 +114,7 @@ def volume_scales(potential: Potential, structures: Sequence[Structure],
                 nxt.append((i, x))
         if not nxt:
             break
-        es = _energies(potential, [structures[i] for i, _ in nxt], [x for _, x in nxt])
-        for (i, x), e in zip(nxt, es, strict=True):
-            points[i][x] = float(e)
+        _evaluate(potential, structures, points, nxt)
         active = [i for i, _ in nxt]
     for _ in range(sr.refine):  # parabolic steps inside the bracket, all crystals in one call per round
         refine: list[tuple[int, float]] = []
@@ -122,9 +128,7 @@ def volume_scales(potential: Potential, structures: Sequence[Structure],
                     refine.append((i, v))
         if not refine:
             break
-        es = _energies(potential, [structures[i] for i, _ in refine], [v for _, v in refine])
-        for (i, v), e in zip(refine, es, strict=True):
-            points[i][v] = float(e)
+        _evaluate(potential, structures, points, refine)
     scales = np.array([min(p, key=p.__getitem__) if np.isfinite(p[1.0]) else 1.0 for p in points])
     evals = np.array([len(p) for p in points])
     return scales, evals
