@@ -144,6 +144,7 @@ def stages(model: object, batch: int) -> list:
     crystals = out.crystals()
     derived = timed("scorer's normal form (to_asu_cell of the conventional cell)", lambda: _derive(crystals), batch)
     _spglib_alone(crystals)
+    _spglib_reference_cells()
     ok = [(nf, c) for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
     differ = [nf for nf, c in ok if not same_description(nf, c, SAME_DESCRIPTION_TOL, SAME_DESCRIPTION_TOL)]
     timed(f"score of the {len(differ)} normal forms that differ from the drawn sequence (per crystal of the batch)",
@@ -189,7 +190,6 @@ def _spglib_alone(crystals: list) -> None:
     print(f"  of which spglib's symmetry search alone: mean {1e3 * total / len(times):.2f} ms, median "
           f"{1e3 * float(np.median(times)):.2f} ms, largest {1e3 * max(times):.1f} ms per crystal; share of its time: "
           f"{share}")
-    _spglib_reference_cells()
 
 
 def _spglib_reference_cells(repeats: int = 20) -> None:

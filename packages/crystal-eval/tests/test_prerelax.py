@@ -29,8 +29,8 @@ class Analytic:
         self.calls += 1
         out = []
         for s in structures:
-            length = (s.volume / len(s)) ** (1 / 3)
-            out.append(float("nan") if self.fail(length) else float(self.energy(length)))
+            x = length(s)
+            out.append(float("nan") if self.fail(x) else float(self.energy(x)))
         return out
 
     def relax(self, structure, fmax, max_steps):  # noqa: ANN001, ANN201

@@ -95,10 +95,8 @@ def volume_scales(potential: Potential, structures: Sequence[Structure],
     sr.validate()
     n = len(structures)
     points: list[dict[float, float]] = [{} for _ in range(n)]
-    first = [1.0 - sr.step, 1.0, 1.0 + sr.step]
-    for x in first:
-        for i, e in enumerate(_energies(potential, structures, [x] * n)):
-            points[i][x] = float(e)
+    for x in (1.0 - sr.step, 1.0, 1.0 + sr.step):
+        _evaluate(potential, structures, points, [(i, x) for i in range(n)])
     step = np.full(n, sr.step)
     active = [i for i in range(n) if np.isfinite(points[i][1.0])]
     while active:

@@ -208,8 +208,8 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
             start, scales = prerelax_volumes(potential, structures)
             for rec, x in zip(recs, scales.tolist(), strict=True):
                 rec.prerelax_scale = x
-        except Exception:  # a potential that fails here fails (and is recorded) in the relaxation below
-            start = list(structures)
+        except Exception:  # keep the input cells: a potential that fails here fails (and is recorded) below
+            pass
     try:
         outs = relax_structures(potential, start, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched")
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
