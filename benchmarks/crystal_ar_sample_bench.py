@@ -20,6 +20,8 @@ Figures (each printed with its definition):
   from the drawn sequence, and the three output files;
 * ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
   against the records' ``logp_total`` (largest and mean absolute difference);
+* the ceiling those stages allow: ``--workers`` cores divided by the stages' CPU per crystal, with and without
+  spglib's share (redraws, start-up and cold caches not counted, so the end-to-end rate stays below it);
 * the unreadable draws of the stage batch: the largest of their shortest interatomic distances;
 * pyxtal ``from_random`` (3-D, the same space group and conventional-cell element counts as each of the first
   ``--pyxtal`` samples, one try each, ``max_count`` 10): crystals per second over the successful calls, the
@@ -124,17 +126,20 @@ def _round_trip(model: object, out: Path) -> None:
           f"{diff.max():.2e} nats, mean {diff.mean():.2e}")
 
 
-def stages(model: object, batch: int) -> list:
+def stages(model: object, batch: int, workers: int) -> list:
     from asu_geometry.normalform import same_description
     from crystal_ar_model.generate import SAME_DESCRIPTION_TOL, _derive, score_normal_forms
     from crystal_ar_model.outputs import SampleRecord, SampleWriter
     from crystal_ar_model.sampling import sample
+
+    cpu_ms: list[float] = []  # CPU per crystal of the stages a worker runs for every crystal
 
     def timed(label: str, fn, count: int):  # noqa: ANN001, ANN202
         t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"  {label}: {1e3 * dt / count:.2f} ms/crystal wall, {1e3 * cpu / count:.2f} ms/crystal CPU")
+        cpu_ms.append(1e3 * cpu / count)
         return out
 
     print(f"stages (one process, one thread, batch {batch}):")
@@ -143,7 +148,7 @@ def stages(model: object, batch: int) -> list:
     sites = float((out.ptr[1:] - out.ptr[:-1]).double().mean())
     crystals = out.crystals()
     derived = timed("scorer's normal form (to_asu_cell of the conventional cell)", lambda: _derive(crystals), batch)
-    _spglib_alone(crystals)
+    spglib_ms = _spglib_alone(crystals)
     _spglib_reference_cells()
     ok = [(nf, c) for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
     differ = [nf for nf, c in ok if not same_description(nf, c, SAME_DESCRIPTION_TOL, SAME_DESCRIPTION_TOL)]
@@ -158,6 +163,7 @@ def stages(model: object, batch: int) -> list:
             w.close()
 
         timed("writing samples.jsonl + samples.extxyz + cif/", write, len(recs))
+    _ceiling(cpu_ms, spglib_ms, workers)
     bad = [c for (nf, _), c in zip(derived, crystals, strict=True) if nf is None]
     closest = max((_closest_pair(c) for c in bad), default=float("nan"))
     print(f"  ({sites:.2f} sites per crystal; {len(bad)} of {batch} unreadable by the scorer, the largest of their "
@@ -165,7 +171,17 @@ def stages(model: object, batch: int) -> list:
     return [c for (nf, _), c in zip(derived, crystals, strict=True) if nf is not None]
 
 
-def _spglib_alone(crystals: list) -> None:
+def _ceiling(cpu_ms: list[float], spglib_ms: float, workers: int) -> None:
+    """The most crystals/s these stages allow on ``workers`` busy cores: their CPU per crystal (draw, normal form,
+    scores, files; redraws, process start-up and cold caches come on top) shared by the cores, with and without
+    spglib's share."""
+    per = sum(cpu_ms)
+    print(f"  ceiling from these stages on {workers} core(s), redraws and start-up not counted: "
+          f"{1e3 * workers / per:.0f} crystals/s ({per:.2f} ms CPU per crystal); with spglib's "
+          f"{spglib_ms:.2f} ms taken out: {1e3 * workers / (per - spglib_ms):.0f} crystals/s")
+
+
+def _spglib_alone(crystals: list) -> float:
     """spglib's symmetry search alone (``get_symmetry_dataset`` at symprec 0.1 and 5 degrees, as ``to_asu_cell``)
     on each drawn conventional cell: mean and median, and the space groups that take the largest share."""
     import warnings
@@ -190,6 +206,7 @@ def _spglib_alone(crystals: list) -> None:
     print(f"  of which spglib's symmetry search alone: mean {1e3 * total / len(times):.2f} ms, median "
           f"{1e3 * float(np.median(times)):.2f} ms, largest {1e3 * max(times):.1f} ms per crystal; share of its time: "
           f"{share}")
+    return 1e3 * total / len(times)
 
 
 def _spglib_reference_cells(repeats: int = 20) -> None:
@@ -277,7 +294,7 @@ def main() -> None:
     model, info, what = _model(args.checkpoint)
     print(f"model: {what}")
     rate = end_to_end(model, info, args.num, args.batch_size, args.workers, args.round_trip, args.repeats)
-    crystals = stages(model, args.batch_size)
+    crystals = stages(model, args.batch_size, args.workers)
     if args.pyxtal:
         px = pyxtal_rate(crystals, args.pyxtal)
         print(f"ratio: crystal-ar sample end to end / pyxtal from_random = {rate / px:.2f}")

@@ -84,9 +84,15 @@ def test_time_limit_counts_as_not_stable_and_a_larger_limit_retries(cache: Featu
     meta = res.report["stability_meta"]
     assert meta["n_time_limit"] == 1 and meta["n_failed"] == 1
     assert res.report["stable_rate"] == 0.0 and res.report["sun_rate"] == 0.0
+    assert d.relax_seconds > 0.05  # the time charged to it passed the limit
+    split = meta["relax_seconds"]
+    assert split["failed"] == {"n": 1, "seconds": d.relax_seconds} and split["total"] == d.relax_seconds
     again = evaluate_stability(crystal, 4, REFS, cfg(time_limit=None), cache)
     assert again.details.stability_error.iloc[0] == "" and again.report["stable_rate"] == 100.0
     assert again.report["sun_rate"] == 25.0  # 1 stable U.N. crystal of a draw of 4
+    split = again.report["stability_meta"]["relax_seconds"]
+    assert split["failed"]["n"] == 0 and split["converged"]["n"] + split["step_cap"]["n"] == 1
+    assert split["total"] == again.details.relax_seconds.iloc[0] > 0
 
 
 def perturbed(s: Structure, seed: int) -> Structure:
@@ -125,6 +131,7 @@ def test_batched_relaxation_agrees_with_ase_fire(cache: FeatureCache):
     ase = relax_many(crystals, pot, cfg(optimizer="ase", max_steps=150))
     for b, a in zip(batched, ase, strict=True):  # SbNO stops at the step cap in both
         assert b.error is None and a.error is None and b.converged == a.converged
+        assert 0 < b.seconds < 60 and 0 < a.seconds < 60  # both optimisers charge each crystal its time
         assert b.energy_per_atom == pytest.approx(a.energy_per_atom, abs=1e-3)
         assert abs(b.steps - a.steps) <= 3 and b.sg_after == a.sg_after
     assert sum(b.converged for b in batched) >= 2
@@ -211,3 +218,31 @@ def test_volume_prerelaxation_is_an_option_with_its_own_cache_key_and_report_ent
     plain = evaluate_stability(fixture_crystals(2, 6), 2, REFS, cfg(max_steps=40), cache)
     assert plain.report["stability_meta"]["config"]["prerelax_volume"] is None
     assert (plain.details["relax_prerelax_scale"] == 1.0).all()
+
+
+def test_relaxation_time_split_by_outcome_and_shortest_distance():
+    import pickle
+
+    from crystal_eval.stability import RelaxRecord, format_stability, relax_time_split
+
+    recs = [
+        RelaxRecord(converged=True, seconds=1.0, shortest_distance=2.0),
+        RelaxRecord(converged=False, seconds=3.0, shortest_distance=0.8),  # stopped at the step cap
+        RelaxRecord(error="TimeLimitExceeded: ...", seconds=6.0, shortest_distance=0.5),
+        RelaxRecord(converged=True, seconds=0.5),  # one atom: no shortest distance, not near-touching
+        RelaxRecord(converged=True),  # cached by a version that kept no time
+    ]
+    split = relax_time_split(recs)
+    assert split["total"] == 10.5 and split["n_unknown"] == 1
+    assert split["converged"] == {"n": 2, "seconds": 1.5} and split["step_cap"] == {"n": 1, "seconds": 3.0}
+    assert split["failed"] == {"n": 1, "seconds": 6.0}
+    assert split["shortest_below_1A"] == {"n": 2, "seconds": 9.0}
+    assert split["shortest_at_least_1A"] == {"n": 2, "seconds": 1.5}
+    old = RelaxRecord(converged=True)
+    del old.__dict__["seconds"]  # a record pickled before the field existed
+    assert np.isnan(pickle.loads(pickle.dumps(old)).seconds)
+    meta = {"label": "L", "config": {"hull": "ml", "reference": ["a"]}, "n_evaluated": 5, "n_draw": 5,
+            "n_failed": 1, "n_time_limit": 1, "n_not_converged": 1, "relax_seconds": split}
+    text = format_stability({"stability_meta": meta})
+    assert ("relaxation time 10 s charged: converged 2 crystals 14 %, step cap 1 crystals 29 %, failed 1 crystals "
+            "57 %; shortest distance below 1 Å: 2 crystals 86 %; 1 without a recorded time") in text

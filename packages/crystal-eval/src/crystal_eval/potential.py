@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,20 +41,24 @@ class MissingExtraError(InputError):
 
 @dataclass
 class RelaxOutcome:
-    """A relaxed crystal: its structure, energy (eV/atom), FIRE steps taken and whether fmax was reached."""
+    """A relaxed crystal: its structure, energy (eV/atom), FIRE steps taken, whether fmax was reached and the
+    seconds the relaxation took (charged to this crystal; NaN when unknown)."""
 
     structure: Structure
     energy_per_atom: float
     steps: int
     converged: bool
+    seconds: float = float("nan")
 
 
 @dataclass
 class RelaxFailure:
-    """A relaxation that did not finish: the reason, and whether it ran past the time limit."""
+    """A relaxation that did not finish: the reason, whether it ran past the time limit, and the seconds charged
+    to it (NaN when unknown)."""
 
     reason: str
     timed_out: bool = False
+    seconds: float = float("nan")
 
 
 @runtime_checkable
@@ -84,6 +89,8 @@ def relax_structures(
 
     With ``batched`` and a potential that has ``relax_batch``, the crystals are relaxed together by it;
     otherwise one at a time with ``potential.relax`` under a ``SIGALRM`` limit of ``limit`` seconds each.
+    Every outcome carries the seconds charged to its crystal: its share of the batched calls (the time the
+    limit is checked against) or, one at a time, the wall time of its relaxation.
     """
     limit = limit if limit is not None and limit > 0 else None
     batch = getattr(potential, "relax_batch", None)
@@ -91,13 +98,16 @@ def relax_structures(
         return list(batch(list(structures), fmax, max_steps, limit))
     out: list[RelaxOutcome | RelaxFailure] = []
     for s in structures:
+        t0 = time.perf_counter()
         try:
             with time_limit(limit, "relaxation"):
-                out.append(potential.relax(s, fmax, max_steps))
+                res: RelaxOutcome | RelaxFailure = potential.relax(s, fmax, max_steps)
         except TimeLimitExceeded as exc:
-            out.append(RelaxFailure(f"TimeLimitExceeded: {exc}", timed_out=True))
+            res = RelaxFailure(f"TimeLimitExceeded: {exc}", timed_out=True)
         except Exception as exc:
-            out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}"))
+            res = RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}")
+        res.seconds = time.perf_counter() - t0
+        out.append(res)
     return out
 
 
@@ -191,14 +201,14 @@ class CHGNetPotential:
         out: list[RelaxOutcome | RelaxFailure] = []
         for s, r in zip(structures, res, strict=True):
             if r.error is not None:
-                out.append(RelaxFailure(r.error, r.timed_out))
+                out.append(RelaxFailure(r.error, r.timed_out, r.seconds))
                 continue
             try:  # a degenerate final cell fails this crystal only
                 relaxed = Structure(r.cell, s.species, r.positions, coords_are_cartesian=True)
             except Exception as exc:
-                out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}"))
+                out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}", seconds=r.seconds))
                 continue
-            out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged))
+            out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged, r.seconds))
         return out
 
 

@@ -69,6 +69,7 @@ STABILITY_KEYS: tuple[str, ...] = (
 )
 STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen)
 RELAX_VERSION = 2
+NEAR_TOUCHING = 1.0  # Å: the shortest-distance split of the relaxation time in ``stability_meta``
 RELAX_CHUNK = 32  # most crystals per worker task (relaxed together, then written to the cache)
 OPTIMIZERS = {
     "batched": "FIRE on FrechetCellFilter coordinates, batched (crystal_eval.fire), one potential call per step",
@@ -143,6 +144,7 @@ class RelaxRecord:
     time_limit: float | None = None  # the limit the relaxation ran into, if it did
     prerelax_scale: float = 1.0  # the isotropic lattice scale applied before FIRE (1: none)
     shortest_distance: float = float("nan")  # Å, between two distinct atoms of the input (minimum image)
+    seconds: float = float("nan")  # the relaxation's time charged to this crystal (NaN: unknown, e.g. older cache)
 
 
 # ----------------------------------------------------------------------------- per-process potential
@@ -185,6 +187,27 @@ def shortest_distance(s: Structure) -> float:
     return float(d[np.triu_indices(len(s), 1)].min())
 
 
+def relax_time_split(recs: Sequence[RelaxRecord]) -> dict[str, Any]:
+    """Where the relaxation time went: total seconds, and count and seconds of the crystals by outcome
+    (``converged``, ``step_cap``: relaxed without reaching fmax, ``failed``: error or time limit) and by the
+    shortest interatomic distance before relaxation (``shortest_below_1A`` / ``shortest_at_least_1A``;
+    :data:`NEAR_TOUCHING`). Crystals without a recorded time are counted in ``n_unknown`` only."""
+    timed = [r for r in recs if math.isfinite(r.seconds)]
+
+    def part(rs: list[RelaxRecord]) -> dict[str, float | int]:
+        return {"n": len(rs), "seconds": float(sum(r.seconds for r in rs))}
+
+    return {
+        "total": float(sum(r.seconds for r in timed)),
+        "n_unknown": len(recs) - len(timed),
+        "converged": part([r for r in timed if not r.error and r.converged]),
+        "step_cap": part([r for r in timed if not r.error and not r.converged]),
+        "failed": part([r for r in timed if r.error]),
+        "shortest_below_1A": part([r for r in timed if r.shortest_distance < NEAR_TOUCHING]),
+        "shortest_at_least_1A": part([r for r in timed if not r.shortest_distance < NEAR_TOUCHING]),
+    }
+
+
 def _space_group(s: Structure, symprec: float, angle_tolerance: float) -> int | None:
     from crystal_eval.features import symmetry_features
 
@@ -215,6 +238,7 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
         outs = [RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}") for _ in structures]
     for rec, s, out in zip(recs, structures, outs, strict=True):
+        rec.seconds = float(out.seconds)
         if isinstance(out, RelaxFailure):
             rec.error, rec.time_limit = out.reason, (limit if out.timed_out else None)
             continue
@@ -415,6 +439,7 @@ def evaluate_stability(
         "n_not_converged": sum(not r.converged for r in relaxed),
         "n_space_group_compared": len(kept),
         "e_hull_median": float(np.nanmedian(e_hull)) if ok.any() else None,
+        "relax_seconds": relax_time_split(recs),
         "config": {
             "hull": cfg.hull,
             "reference": [str(p) for p in reference],
@@ -443,6 +468,10 @@ def evaluate_stability(
             "relax_rmsd_median": "median RMS displacement of the relaxation (Å), drift removed, relaxed lattice",
             "sg_kept_rate": f"% of relaxed crystals with the same space group before and after (symprec {cfg.symprec})",
             "failures": "failed or timed-out relaxations and crystals with an element outside the hull are not stable",
+            "relax_seconds": "seconds of relaxation charged to the crystals (their share of each batched potential "
+            "call and update, the time the limit is checked against), summed by outcome and by the shortest "
+            f"interatomic distance before relaxation (below / at least {NEAR_TOUCHING} Å); a cached crystal keeps "
+            "the time of the run that relaxed it, and one cached by an older version has none ('n_unknown')",
         },
     }
     details = pd.DataFrame(
@@ -455,6 +484,7 @@ def evaluate_stability(
             "relax_converged": [r.converged for r in recs],
             "relax_prerelax_scale": [r.prerelax_scale for r in recs],
             "shortest_distance_before_relax": [r.shortest_distance for r in recs],
+            "relax_seconds": [r.seconds for r in recs],
             "space_group_relaxed": pd.array([r.sg_after for r in recs], dtype="Int64"),
             "space_group_before_relax": pd.array([r.sg_before for r in recs], dtype="Int64"),
             "stability_error": errors,
@@ -477,4 +507,22 @@ def format_stability(report: dict[str, Any]) -> str:
         f"RMSD median {f('relax_rmsd_median', '{:.3f}')} Å  space group kept {f('sg_kept_rate', '{:.1f}')} %\n"
         f"  {meta['n_evaluated']} crystals evaluated of a draw of {meta['n_draw']}; {meta['n_failed']} failed "
         f"({meta['n_time_limit']} time limit), {meta['n_not_converged']} stopped at the step cap"
+        + _time_line(meta.get("relax_seconds"))
+    )
+
+
+def _time_line(split: dict[str, Any] | None) -> str:
+    """The relaxation-time line of :func:`format_stability` (empty when no time is known)."""
+    if not split or split["total"] <= 0:
+        return ""
+    total = split["total"]
+
+    def share(key: str) -> str:
+        return f"{split[key]['n']} crystals {100 * split[key]['seconds'] / total:.0f} %"
+
+    unknown = f"; {split['n_unknown']} without a recorded time" if split["n_unknown"] else ""
+    return (
+        f"\n  relaxation time {total:,.0f} s charged: converged {share('converged')}, step cap {share('step_cap')}, "
+        f"failed {share('failed')}; shortest distance below {NEAR_TOUCHING:g} Å: {share('shortest_below_1A')}"
+        + unknown
     )
