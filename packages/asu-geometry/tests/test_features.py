@@ -271,3 +271,34 @@ def test_wyckoff_deterministic_after_cache_clear(wy_matrix: np.ndarray) -> None:
     F._wyckoff_rows.cache_clear()
     F._wyckoff_matrix.cache_clear()
     np.testing.assert_array_equal(ag.wyckoff_feature_matrix(), before)
+    np.testing.assert_array_equal(F.computed_wyckoff_feature_matrix(), F.computed_wyckoff_feature_matrix())
+
+
+def test_shipped_feature_tables_are_the_computation(wy_matrix: np.ndarray) -> None:
+    """The shipped matrices are what this module computes (rebuild: python -m asu_geometry.build.feature_tables)."""
+    from asu_geometry.build import feature_tables as T
+
+    sg_computed, wy_computed = F.computed_space_group_feature_matrix(), F.computed_wyckoff_feature_matrix()
+    assert sg_computed.shape == (230, 62) and wy_computed.shape == wy_matrix.shape == (1731, 231)
+    assert T.difference(F.shipped_space_group_feature_matrix(), sg_computed) <= T.CHECK_TOLERANCE
+    assert T.difference(wy_matrix, wy_computed) <= T.CHECK_TOLERANCE
+    for n in (1, 62, 227):  # what the package hands out is the shipped table
+        np.testing.assert_allclose(ag.space_group_features(n), sg_computed[n - 1], rtol=0, atol=1e-12)
+        assert not ag.space_group_features(n).flags.writeable
+    matrix = ag.space_group_feature_matrix()
+    assert matrix.flags.writeable and not np.shares_memory(matrix, F.shipped_space_group_feature_matrix())
+    for i in (0, 777, 1730):
+        wp = ag.all_wyckoff_positions()[i]
+        np.testing.assert_allclose(ag.wyckoff_features(wp.space_group, wp.letter), wy_matrix[i], rtol=0, atol=1e-12)
+    # the file format round-trips the bits, its bytes are deterministic, and a stale table is caught
+    import gzip
+    import io
+
+    data = T.table_bytes(wy_computed)
+    np.testing.assert_array_equal(np.load(io.BytesIO(gzip.decompress(data))), wy_computed)
+    assert data == T.table_bytes(wy_computed)
+    assert T.difference(wy_matrix, wy_computed[:-1]) == float("inf")
+    bumped = sg_computed.copy()
+    bumped[5, 7] += 1e-9
+    assert T.difference(F.shipped_space_group_feature_matrix(), bumped) > T.CHECK_TOLERANCE
+    assert T.main(["--check"]) == 0

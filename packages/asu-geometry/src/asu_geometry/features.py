@@ -2,7 +2,11 @@
 
 Everything is derived from the shipped table (operations, point group, crystal system, Wyckoff
 representatives and exact shapes); nothing is random and nothing needs cctbx. Results are cached per
-group, and :func:`wyckoff_feature_matrix` once for all 1,731 positions (read-only arrays).
+group (read-only arrays). What the package hands out, :func:`space_group_features` and
+:func:`wyckoff_feature_matrix`, is read from the shipped ``data/space_group_features.npy.gz`` and
+``data/wyckoff_features.npy.gz`` (:mod:`asu_geometry.build.feature_tables`), which a test checks against
+:func:`computed_space_group_feature_matrix` and :func:`computed_wyckoff_feature_matrix` (within 1e-12; the
+files hold the computation's bits), so a new process does not spend ~1.5 s deriving them.
 
 Space-group features, ``space_group_features(sg)`` (62 values, all in [0, 1]):
 
@@ -343,14 +347,49 @@ def _space_group_features(sg: int) -> np.ndarray:
     return out
 
 
+SPACE_GROUP_TABLE = "space_group_features.npy.gz"
+"""Shipped space-group features (in ``asu_geometry/data``; ``python -m asu_geometry.build.feature_tables``)."""
+WYCKOFF_TABLE = "wyckoff_features.npy.gz"
+"""The shipped :func:`wyckoff_feature_matrix` (in ``asu_geometry/data``; the same command)."""
+
+
+def _load_table(name: str, shape: tuple[int, int]) -> np.ndarray:
+    """A shipped float64 matrix (read-only), checked for its shape."""
+    import gzip
+    import io
+    from importlib.resources import files
+
+    raw = gzip.decompress(files("asu_geometry").joinpath("data", name).read_bytes())
+    mat = np.load(io.BytesIO(raw), allow_pickle=False)
+    if mat.shape != shape or mat.dtype != np.float64:
+        raise AssertionError(f"the shipped {name} has shape {mat.shape} and dtype {mat.dtype}, expected {shape} "
+                             "float64; rebuild it with python -m asu_geometry.build.feature_tables")
+    mat.setflags(write=False)
+    return mat
+
+
+@cache
+def shipped_space_group_feature_matrix() -> np.ndarray:
+    """The shipped (230, 62) space-group feature matrix (read-only): the bits of
+    :func:`computed_space_group_feature_matrix` (a test checks that they agree within 1e-12)."""
+    return _load_table(SPACE_GROUP_TABLE, (230, SPACE_GROUP_FEATURE_DIM))
+
+
+def computed_space_group_feature_matrix() -> np.ndarray:
+    """The (230, 62) space-group features derived here from the space-group table (what the shipped file holds)."""
+    return np.stack([_space_group_features(n) for n in range(1, 231)])
+
+
 def space_group_features(sg: int | SpaceGroup) -> np.ndarray:
-    """The 62 space-group features of group ``sg`` (float64, shape (62,), read-only; see module doc)."""
-    return _space_group_features(sg.number if isinstance(sg, SpaceGroup) else space_group(sg).number)
+    """The 62 space-group features of group ``sg`` (float64, shape (62,), read-only; see module doc), read from
+    the shipped table."""
+    n = sg.number if isinstance(sg, SpaceGroup) else space_group(sg).number
+    return shipped_space_group_feature_matrix()[n - 1]
 
 
 def space_group_feature_matrix() -> np.ndarray:
-    """All 230 space-group feature vectors, shape (230, 62); row ``n - 1`` is group ``n``."""
-    return np.stack([space_group_features(n) for n in range(1, 231)])
+    """All 230 space-group feature vectors, shape (230, 62); row ``n - 1`` is group ``n`` (a new, writable array)."""
+    return shipped_space_group_feature_matrix().copy()
 
 
 def space_group_feature_collisions() -> list[tuple[int, ...]]:
@@ -453,7 +492,7 @@ def _wyckoff_features(g: SpaceGroup, wp: WyckoffPosition) -> np.ndarray:
     m0, t0 = _representative(wp)
     out[49:58] = m0.reshape(-1)
     out[58:61] = t0
-    out[61:123] = space_group_features(g.number)
+    out[61:123] = _space_group_features(g.number)  # the computation, independent of the shipped tables
     shapes = wp.shapes
     out[123 + min(len(shapes), 4) - 1] = 1.0
     out[127] = np.mean([len(sh.vertices) for sh in shapes]) / 10.0
@@ -485,17 +524,23 @@ def wyckoff_features(sg: int | SpaceGroup, letter: str) -> np.ndarray:
     return _wyckoff_rows(g.number)[wp.index - g.wyckoff_positions[0].index]
 
 
-@cache
-def _wyckoff_matrix() -> np.ndarray:
+def computed_wyckoff_feature_matrix() -> np.ndarray:
+    """:func:`wyckoff_feature_matrix` derived here from the space-group table (about 1.5 s; the shipped file
+    holds its bits)."""
     mat = np.stack([row for n in range(1, 231) for row in _wyckoff_rows(n)])
     if mat.shape != (len(all_wyckoff_positions()), WYCKOFF_FEATURE_DIM):
         raise AssertionError(f"unexpected Wyckoff feature matrix shape {mat.shape}")
-    mat.setflags(write=False)
     return mat
+
+
+@cache
+def _wyckoff_matrix() -> np.ndarray:
+    return _load_table(WYCKOFF_TABLE, (len(all_wyckoff_positions()), WYCKOFF_FEATURE_DIM))
 
 
 def wyckoff_feature_matrix() -> np.ndarray:
     """All Wyckoff feature vectors, shape (1731, 231); row ``i`` is the position with global ``index`` i.
 
-    The array is read-only; copy it before modifying."""
+    Read from the shipped ``data/wyckoff_features.npy.gz``, the bits of :func:`computed_wyckoff_feature_matrix`
+    (a test checks that they agree within 1e-12). The array is read-only; copy it before modifying."""
     return _wyckoff_matrix()
