@@ -96,6 +96,7 @@ from .tables import (
     SpaceGroup,
     WyckoffPosition,
     WyckoffShape,
+    _check_number,
     all_wyckoff_positions,
     parse_xyz,
     space_group,
@@ -383,7 +384,7 @@ def computed_space_group_feature_matrix() -> np.ndarray:
 def space_group_features(sg: int | SpaceGroup) -> np.ndarray:
     """The 62 space-group features of group ``sg`` (float64, shape (62,), read-only; see module doc), read from
     the shipped table."""
-    n = sg.number if isinstance(sg, SpaceGroup) else space_group(sg).number
+    n = sg.number if isinstance(sg, SpaceGroup) else _check_number(sg)  # no need to load the group's table
     return shipped_space_group_feature_matrix()[n - 1]
 
 
