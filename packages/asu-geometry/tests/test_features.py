@@ -289,7 +289,9 @@ def test_shipped_feature_tables_are_the_computation(wy_matrix: np.ndarray) -> No
     assert matrix.flags.writeable and not np.shares_memory(matrix, F.shipped_space_group_feature_matrix())
     for i in (0, 777, 1730):
         wp = ag.all_wyckoff_positions()[i]
-        np.testing.assert_allclose(ag.wyckoff_features(wp.space_group, wp.letter), wy_matrix[i], rtol=0, atol=1e-12)
+        got = ag.wyckoff_features(wp.space_group, wp.letter)
+        np.testing.assert_allclose(got, wy_computed[i], rtol=0, atol=1e-12)
+        assert not got.flags.writeable
     # the file format round-trips the bits, its bytes are deterministic, and a stale table is caught
     import gzip
     import io

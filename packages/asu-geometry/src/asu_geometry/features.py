@@ -2,7 +2,7 @@
 
 Everything is derived from the shipped table (operations, point group, crystal system, Wyckoff
 representatives and exact shapes); nothing is random and nothing needs cctbx. Results are cached per
-group (read-only arrays). What the package hands out, :func:`space_group_features` and
+group (read-only arrays). What the package hands out, :func:`space_group_features`, :func:`wyckoff_features` and
 :func:`wyckoff_feature_matrix`, is read from the shipped ``data/space_group_features.npy.gz`` and
 ``data/wyckoff_features.npy.gz`` (:mod:`asu_geometry.build.feature_tables`), which a test checks against
 :func:`computed_space_group_feature_matrix` and :func:`computed_wyckoff_feature_matrix` (within 1e-12; the
@@ -519,10 +519,10 @@ def _wyckoff_rows(sg: int) -> tuple[np.ndarray, ...]:
 
 
 def wyckoff_features(sg: int | SpaceGroup, letter: str) -> np.ndarray:
-    """The 231 features of Wyckoff position ``letter`` of group ``sg`` (float64, read-only; module doc)."""
+    """The 231 features of Wyckoff position ``letter`` of group ``sg`` (float64, read-only; module doc), its row of
+    the shipped :func:`wyckoff_feature_matrix`."""
     g = sg if isinstance(sg, SpaceGroup) else space_group(sg)
-    wp = g.wyckoff(letter)
-    return _wyckoff_rows(g.number)[wp.index - g.wyckoff_positions[0].index]
+    return _wyckoff_matrix()[g.wyckoff(letter).index]
 
 
 def computed_wyckoff_feature_matrix() -> np.ndarray:
