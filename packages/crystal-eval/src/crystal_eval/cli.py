@@ -67,12 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_TIME_LIMIT:g}; 0 = none); a crystal past it counts as failed and is listed in --details",
     )
     st = p.add_argument_group(
-        "stability (optional extra crystal-eval[stability]; ML-potential stability with CHGNet, not DFT)"
+        "stability (optional extra crystal-eval[stability]; ML-potential stability with CHGNet or --potential, "
+        "not DFT)"
     )
     st.add_argument(
         "--stability",
         action="store_true",
-        help="relax the U.N. crystals with CHGNet and report stable_rate, stable_rate_0, sun_rate, sun_rate_0, "
+        help="relax the U.N. crystals with CHGNet (or --potential) and report stable_rate, stable_rate_0, sun_rate, "
+        "sun_rate_0, "
         "the median relaxation RMSD and the fraction keeping its space group",
     )
     st.add_argument(
@@ -88,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="CSVs the reference hull is built from (default: the --train and --test files)",
     )
-    st.add_argument("--potential-model", default="0.3.0", help="CHGNet weights shipped in the wheel (0.3.0)")
+    st.add_argument("--potential-model", help="CHGNet weights shipped in the wheel (default 0.3.0)")
+    st.add_argument(
+        "--potential", metavar="MODULE:FACTORY",
+        help="another potential instead of CHGNet: a zero-argument callable returning an ASE calculator or a "
+        "crystal_eval Potential, e.g. ase.calculators.emt:EMT or a function of your own (importable: installed or on "
+        "PYTHONPATH; one call checks it before any work, then each worker process calls it once)",
+    )  # fmt: skip
     st.add_argument("--relax-fmax", type=float, default=0.05, help="FIRE force threshold, eV/Å (0.05)")
     st.add_argument("--relax-steps", type=int, default=300, help="FIRE step cap (300)")
     st.add_argument(
@@ -122,17 +130,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         stability = None
+        if not args.stability and (args.potential is not None or args.potential_model is not None):
+            raise InputError("--potential and --potential-model choose the potential of --stability; add --stability")
         if args.stability:
             from functools import partial
 
-            from crystal_eval.potential import CHGNetPotential, require_extra
+            from crystal_eval.potential import CHGNetPotential, load_potential, potential_id, require_extra
             from crystal_eval.stability import StabilityConfig, _chgnet_id
 
-            require_extra()
+            if args.potential is not None:
+                if args.potential_model is not None:
+                    raise InputError("--potential-model chooses CHGNet weights; it cannot go with --potential")
+                label = load_potential(args.potential).label  # fails here, before any work, with the reason
+                factory, pid = partial(load_potential, args.potential), potential_id(args.potential)
+            else:
+                require_extra()
+                model = args.potential_model or "0.3.0"
+                factory, pid, label = partial(CHGNetPotential, model), _chgnet_id(model), f"CHGNet {model}"
             stability = StabilityConfig(
-                potential=partial(CHGNetPotential, args.potential_model),
-                potential_id=_chgnet_id(args.potential_model),
-                potential_label=f"CHGNet {args.potential_model}",
+                potential=factory,
+                potential_id=pid,
+                potential_label=label,
                 reference=args.stability_reference,
                 hull=args.hull,
                 fmax=args.relax_fmax,

@@ -4,7 +4,9 @@ A :class:`Potential` gives single-point energies and relaxations. The shipped on
 Nat. Mach. Intell. 5, 1031 (2023)), whose pretrained weights (0.3.0, trained on MPtrj with the MP2020
 energy corrections) ship inside the ``chgnet`` wheel, so it runs offline. A user with network access
 can plug in another universal potential by writing a class with the same three members and passing a
-picklable zero-argument factory for it (:class:`crystal_eval.stability.StabilityConfig.potential`).
+picklable zero-argument factory for it (:class:`crystal_eval.stability.StabilityConfig.potential`). Any ASE
+calculator serves as well (:class:`AseCalculatorPotential`), and :func:`potential_from_spec` turns a
+``module:factory`` string (the CLI's ``--potential``) into either.
 
 Relaxation: cell and positions together, FIRE (Bitzek et al., PRL 97, 170201 (2006)) on the
 log-deformation cell coordinates of ASE's ``FrechetCellFilter`` until every row of the generalised force
@@ -18,11 +20,13 @@ optional ``relax_batch`` and otherwise relaxes one crystal at a time under a per
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -111,6 +115,25 @@ def relax_structures(
     return out
 
 
+def ase_fire_relax(structure: Structure, calculator: Any, fmax: float, max_steps: int) -> RelaxOutcome:
+    """ASE's ``FIRE(FrechetCellFilter(atoms))`` with ``calculator`` until every generalised force row is below
+    ``fmax`` (eV/Å) or ``max_steps`` steps are done (raises on failure or a non-finite energy)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = calculator
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+        energy = float(atoms.get_potential_energy()) / len(atoms)
+    if not np.isfinite(energy):
+        raise ValueError("the potential returned a non-finite energy")
+    return RelaxOutcome(AseAtomsAdaptor.get_structure(atoms), energy, int(opt.nsteps), converged)
+
+
 def require_extra() -> None:
     """Raise :class:`MissingExtraError` naming the extra when chgnet or ase cannot be imported."""
     try:
@@ -169,25 +192,12 @@ class CHGNetPotential:
 
     def relax(self, structure: Structure, fmax: float, max_steps: int) -> RelaxOutcome:
         """FIRE on cell and positions (``FrechetCellFilter``) with the CHGNet ASE calculator."""
-        from ase.filters import FrechetCellFilter
-        from ase.optimize import FIRE
         from chgnet.model.dynamics import CHGNetCalculator
-        from pymatgen.io.ase import AseAtomsAdaptor
 
         if self._calculator is None:
             with contextlib.redirect_stdout(io.StringIO()):  # it prints the device it runs on
                 self._calculator = CHGNetCalculator(model=self.model, use_device="cpu", on_isolated_atoms="error")
-        atoms = AseAtomsAdaptor.get_atoms(structure)
-        atoms.calc = self._calculator
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            opt = FIRE(FrechetCellFilter(atoms), logfile=None)
-            converged = bool(opt.run(fmax=fmax, steps=max_steps))
-            energy = float(atoms.get_potential_energy()) / len(atoms)
-        if not np.isfinite(energy):
-            raise ValueError("the potential returned a non-finite energy")
-        relaxed = AseAtomsAdaptor.get_structure(atoms)
-        return RelaxOutcome(relaxed, energy, int(opt.nsteps), converged)
+        return ase_fire_relax(structure, self._calculator, fmax, max_steps)
 
     def relax_batch(
         self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
@@ -263,3 +273,166 @@ class CHGNetBatchCalculator:
                                grads[k + i].double().numpy() / volumes[i])  # fmt: skip
             for i in range(k)
         ]
+
+
+# ----------------------------------------------------------------------------- any ASE calculator
+
+
+def fresh(calculator: Any) -> Any:
+    """``calculator`` with its state of the previous crystal dropped (``reset()``, where it has one): an ASE
+    calculator keeps per-structure state (EMT its neighbour list), which a crystal of another size, or one it
+    failed on, would otherwise meet."""
+    reset = getattr(calculator, "reset", None)
+    if callable(reset):
+        reset()
+    return calculator
+
+
+class AseBatchCalculator:
+    """An ASE calculator as a ``fire.BatchCalculator``: one crystal per call, energy (eV/atom), forces
+    ``-dE/dr`` and the stress ``(1/V) dE/dstrain`` (ASE's ``get_stress(voigt=False)``, eV/Å^3)."""
+
+    def __init__(self, calculator: Any) -> None:
+        self.calculator = calculator
+
+    def prepare(self, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> Any:
+        """The crystal as periodic ASE ``Atoms``."""
+        from ase import Atoms
+
+        return Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
+
+    def cost(self, atoms: Any) -> float:
+        """The number of atoms."""
+        return float(len(atoms))
+
+    def evaluate(self, batch: Sequence[Any]) -> list[EnergyForcesStress]:
+        """Energies, forces and stresses, one crystal after the other."""
+        out = []
+        for atoms in batch:
+            atoms.calc = fresh(self.calculator)
+            energy = float(atoms.get_potential_energy()) / len(atoms)
+            out.append(EnergyForcesStress(energy, np.array(atoms.get_forces(), dtype=float),
+                                          np.array(atoms.get_stress(voigt=False), dtype=float)))  # fmt: skip
+        return out
+
+
+class AseCalculatorPotential:
+    """Any ASE calculator (``get_potential_energy``, ``get_forces``, ``get_stress``) as a :class:`Potential`.
+
+    ``relax_batch`` runs the default optimiser (:func:`crystal_eval.fire.fire_relax`: the FIRE updates of all
+    crystals together) with one calculator call per crystal and step, each under the crystal's remaining time
+    limit; ``relax`` is ASE's FIRE on ``FrechetCellFilter``, as for CHGNet. Single points that fail are NaN.
+    """
+
+    def __init__(self, calculator: Any, label: str) -> None:
+        self.calculator, self.label = calculator, label
+
+    def energies_per_atom(self, structures: list[Structure]) -> list[float]:
+        """Single-point energies (eV/atom), NaN where the calculator fails."""
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        out = []
+        for s in structures:
+            try:
+                atoms = AseAtomsAdaptor.get_atoms(s)
+                atoms.calc = fresh(self.calculator)
+                out.append(float(atoms.get_potential_energy()) / len(atoms))
+            except Exception:
+                out.append(float("nan"))
+        return out
+
+    def relax(self, structure: Structure, fmax: float, max_steps: int) -> RelaxOutcome:
+        """ASE's FIRE on cell and positions (``FrechetCellFilter``)."""
+        return ase_fire_relax(structure, fresh(self.calculator), fmax, max_steps)
+
+    def relax_batch(
+        self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
+    ) -> list[RelaxOutcome | RelaxFailure]:
+        """Relax the structures with the batched FIRE, one calculator call per crystal and step."""
+        crystals = [(s.lattice.matrix, s.cart_coords, np.array(s.atomic_numbers)) for s in structures]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = fire_relax(crystals, AseBatchCalculator(self.calculator), fmax, max_steps, limit,
+                             cost_budget=0.0)  # every crystal alone: its own time, its own SIGALRM limit  # fmt: skip
+        out: list[RelaxOutcome | RelaxFailure] = []
+        for s, r in zip(structures, res, strict=True):
+            if r.error is not None:
+                out.append(RelaxFailure(r.error, r.timed_out, r.seconds))
+                continue
+            try:
+                relaxed = Structure(r.cell, s.species, r.positions, coords_are_cartesian=True)
+            except Exception as exc:
+                out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}", seconds=r.seconds))
+                continue
+            out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged, r.seconds))
+        return out
+
+
+# ----------------------------------------------------------------------------- --potential MODULE:FACTORY
+
+SPEC_EXAMPLE = "ase.calculators.emt:EMT"
+
+
+def _spec_error(spec: str, why: str) -> InputError:
+    return InputError(f"--potential {spec!r}: {why}")
+
+
+def resolve_factory(spec: str) -> Callable[[], Any]:
+    """The callable that ``spec`` (``"package.module:name"``, e.g. ``"ase.calculators.emt:EMT"``) names.
+
+    Imports the module but calls nothing. Raises :class:`~crystal_eval.io.InputError` naming the problem: a
+    malformed spec, a module that cannot be imported, a missing name, or an object that is not callable.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not (sep and module_name and attr):
+        raise _spec_error(spec, f"expected MODULE:FACTORY, e.g. {SPEC_EXAMPLE}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise _spec_error(spec, f"cannot import {module_name} ({type(exc).__name__}: {exc})") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise _spec_error(spec, f"{module_name} has no attribute {attr}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise _spec_error(spec, f"{attr} is a {type(obj).__name__}, not a zero-argument callable")
+    return obj
+
+
+def _is_ase_calculator(obj: Any) -> bool:
+    return all(callable(getattr(obj, m, None)) for m in ("get_potential_energy", "get_forces", "get_stress"))
+
+
+def load_potential(spec: str) -> Potential:
+    """Call the zero-argument factory that ``spec`` names (:func:`resolve_factory`) and return a :class:`Potential`.
+
+    A returned :class:`Potential` (``label``, ``energies_per_atom``, ``relax``) is used as it is; an ASE
+    calculator is wrapped in :class:`AseCalculatorPotential`, labelled ``spec``. Anything else, or a factory
+    that raises, is an :class:`~crystal_eval.io.InputError`. ``functools.partial(load_potential, spec)`` is
+    the picklable factory of :class:`crystal_eval.stability.StabilityConfig`.
+    """
+    factory = resolve_factory(spec)
+    try:
+        obj = factory()
+    except Exception as exc:
+        raise _spec_error(spec, f"calling it failed ({type(exc).__name__}: {exc})") from exc
+    if isinstance(obj, Potential):
+        return obj
+    if _is_ase_calculator(obj):
+        return AseCalculatorPotential(obj, spec)
+    raise _spec_error(spec, f"it returned a {type(obj).__name__}, which is neither a crystal_eval Potential "
+                            "(label, energies_per_atom, relax) nor an ASE calculator (get_potential_energy, "
+                            "get_forces, get_stress)")  # fmt: skip
+
+
+def potential_id(spec: str) -> str:
+    """The identity of ``spec``'s potential in cache keys: the spec and the version of the distribution that
+    provides its top-level package (``"ase.calculators.emt:EMT (ase 3.29.0)"``; ``unversioned`` for a module
+    outside any installed distribution, whose cached results a changed factory does not invalidate)."""
+    top = spec.partition(":")[0].split(".")[0]
+    for dist in packages_distributions().get(top, []):
+        try:
+            return f"{spec} ({dist} {version(dist)})"
+        except PackageNotFoundError:
+            continue
+    return f"{spec} (unversioned)"
