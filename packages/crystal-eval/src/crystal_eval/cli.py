@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "samples",
         help="generated crystals: a folder or .zip of CIFs, an .extxyz file, a .jsonl file of records "
-        "(cif, or lattice + species + frac_coords), or a CDVAE .csv(.gz/.xz) with a 'cif' column",
+        "(cif, or lattice + species + frac_coords), a CDVAE .csv(.gz/.xz) with a 'cif' column, or a .pt file in "
+        "the layout of CDVAE's and DiffCSP's eval_gen.pt (its first sampling, as CDVAE evaluates it; needs torch)",
     )
     p.add_argument("--train", nargs="+", required=True, help="training CSV(s) in the CDVAE layout (novelty)")
     p.add_argument("--test", nargs="+", required=True, help="test CSV(s) in the CDVAE layout (distributions)")

@@ -10,7 +10,9 @@ Supported sample inputs (by path):
 * a folder of ``*.cif`` files (sorted by name) or a ``.zip`` holding ``*.cif`` members;
 * an extended-XYZ file (``.extxyz`` / ``.xyz``) with ``Lattice="..."`` in each comment line;
 * a JSON-lines file (``.jsonl``): one record per line, see :func:`record_to_structure`;
-* a CSV in the CDVAE layout (``.csv``, ``.csv.gz``, ``.csv.xz``): a ``cif`` column.
+* a CSV in the CDVAE layout (``.csv``, ``.csv.gz``, ``.csv.xz``): a ``cif`` column;
+* a PyTorch file in the layout of CDVAE's and DiffCSP's ``eval_gen.pt`` (``.pt``; needs torch), see
+  :func:`read_generation_pt`.
 
 Reference sets are CDVAE-layout CSVs (full MP-20 or the partial files).
 """
@@ -262,6 +264,82 @@ def _read_jsonl(path: Path) -> list[Item]:
     return items
 
 
+PT_KEYS = ("frac_coords", "num_atoms", "atom_types", "lengths", "angles")
+
+
+def _pt_error(path: Path, why: str) -> InputError:
+    return InputError(f"{path}: {why}")
+
+
+def read_generation_pt(path: str | Path, sample: int = 0) -> list[Item]:
+    """Crystals of a PyTorch file in the layout of CDVAE's ``eval_gen.pt`` (Xie et al., ICLR 2022), which
+    DiffCSP and others keep: a dict of tensors ``frac_coords`` (E, N_total, 3), ``atom_types`` (E, N_total;
+    atomic numbers), ``num_atoms`` (E, n), ``lengths`` (E, n, 3; Å) and ``angles`` (E, n, 3; degrees), where E
+    counts repeated samplings (``num_evals``) and the atoms of the n crystals follow one another.
+
+    ``sample`` picks one of the E samplings (CDVAE's ``compute_metrics`` evaluates the first, 0); a file
+    without the leading E axis is one sampling. The file is read with ``torch.load(weights_only=True)``,
+    which unpickles tensors, containers and ``argparse.Namespace`` (CDVAE's ``eval_setting``) and nothing
+    else. Raises :class:`InputError` without torch, for a file torch cannot read, a missing key or sizes that
+    do not add up; a crystal that cannot be built (e.g. atomic number 0) is an invalid crystal, not an error.
+    """
+    import argparse
+    import pickle
+    import re
+
+    path = Path(path)
+    try:
+        import torch
+    except ImportError as exc:
+        raise _pt_error(path, "reading a .pt file needs PyTorch (pip install torch), or convert it to .jsonl "
+                              "(lengths, angles, atom_types, frac_coords per line)") from exc  # fmt: skip
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise _pt_error(path, "not a readable PyTorch file (torch.load cannot unpickle it)") from exc
+        raise _pt_error(path, f"it holds a {found.group(1)}, and crystal-eval unpickles only tensors, containers "
+                              f"and argparse.Namespace; save the five tensors {', '.join(PT_KEYS)} in a "
+                              "dict") from exc  # fmt: skip
+    except Exception as exc:
+        raise _pt_error(path, f"not a readable PyTorch file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict):
+        raise _pt_error(path, f"holds a {type(data).__name__}, expected a dict with {', '.join(PT_KEYS)}")
+    missing = [k for k in PT_KEYS if k not in data]
+    if missing:
+        raise _pt_error(path, f"missing {', '.join(missing)} (expected the eval_gen.pt keys {', '.join(PT_KEYS)})")
+    arrays = {k: np.asarray(data[k].detach().cpu() if hasattr(data[k], "detach") else data[k]) for k in PT_KEYS}
+    batched = arrays["num_atoms"].ndim == 2
+    if batched:
+        n_samplings = len(arrays["num_atoms"])
+        if not 0 <= sample < n_samplings:
+            raise _pt_error(path, f"sample {sample} asked for, the file has {n_samplings} sampling(s)")
+        arrays = {k: v[sample] for k, v in arrays.items()}
+    elif sample != 0:
+        raise _pt_error(path, f"sample {sample} asked for, the file has one sampling")
+    counts, types, frac = arrays["num_atoms"].astype(np.int64), arrays["atom_types"], arrays["frac_coords"]
+    lengths, angles = arrays["lengths"].reshape(-1, 3), arrays["angles"].reshape(-1, 3)
+    if counts.ndim != 1 or (counts < 0).any():
+        raise _pt_error(path, f"num_atoms must hold one non-negative count per crystal, got shape {counts.shape}")
+    if types.ndim != 1:
+        raise _pt_error(path, f"atom_types must be atomic numbers, one per atom; got shape {types.shape}")
+    if frac.shape != (len(types), 3) or int(counts.sum()) != len(types):
+        raise _pt_error(path, f"sizes do not add up: num_atoms sums to {int(counts.sum())}, atom_types has "
+                              f"{len(types)} atoms, frac_coords has shape {tuple(frac.shape)}")  # fmt: skip
+    if not len(lengths) == len(angles) == len(counts):
+        raise _pt_error(path, f"{len(counts)} crystals in num_atoms but {len(lengths)} lengths and "
+                              f"{len(angles)} angles")  # fmt: skip
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    tag = f"#{sample}:" if batched else "#"
+    return [
+        Item(f"{path.name}{tag}{i}", {"lengths": lengths[i].tolist(), "angles": angles[i].tolist(),
+                                      "atom_types": [int(z) for z in types[a:b]], "frac_coords": frac[a:b].tolist()})
+        for i, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True))
+    ]  # fmt: skip
+
+
 def _read_text_or_error(name: str, data: bytes) -> Item:
     try:
         return Item(name, data.decode("utf-8"))
@@ -270,7 +348,7 @@ def _read_text_or_error(name: str, data: bytes) -> Item:
 
 
 def load_items(path: str | Path) -> list[Item]:
-    """Read generated crystals from a folder/zip of CIFs, an extxyz, a JSONL or a CDVAE CSV file.
+    """Read generated crystals from a folder/zip of CIFs, an extxyz, a JSONL, a CDVAE CSV or an ``eval_gen.pt`` file.
 
     Raises :class:`InputError` when the path is missing, the format is unknown or nothing is found.
     Individual unreadable entries become items with ``error`` set.
@@ -294,6 +372,8 @@ def load_items(path: str | Path) -> list[Item]:
         items = _read_jsonl(p)
     elif p.suffix.lower() == ".cif":
         items = [_read_text_or_error(p.name, p.read_bytes())]
+    elif p.suffix.lower() == ".pt":
+        items = read_generation_pt(p)
     elif _is_csv(p):
         df = read_cdvae_csv(p)
         items = [
@@ -302,8 +382,8 @@ def load_items(path: str | Path) -> list[Item]:
         ]
     else:
         raise InputError(
-            f"unknown sample format for {p}: expected a folder or .zip of .cif files, .extxyz/.xyz, .jsonl "
-            "or a CDVAE .csv(.gz/.xz)"
+            f"unknown sample format for {p}: expected a folder or .zip of .cif files, .extxyz/.xyz, .jsonl, "
+            "a CDVAE .csv(.gz/.xz) or an eval_gen.pt-layout .pt file"
         )
     if not items:
         raise InputError(f"no crystals found in {p}")
