@@ -134,6 +134,30 @@ def ase_fire_relax(structure: Structure, calculator: Any, fmax: float, max_steps
     return RelaxOutcome(AseAtomsAdaptor.get_structure(atoms), energy, int(opt.nsteps), converged)
 
 
+def batched_fire_relax(
+    structures: Sequence[Structure], calculator: Any, fmax: float, max_steps: int, limit: float | None = None,
+    **fire_options: Any,
+) -> list[RelaxOutcome | RelaxFailure]:
+    """:func:`crystal_eval.fire.fire_relax` of ``structures`` with a ``fire.BatchCalculator``, as outcomes
+    (``fire_options``: its batching knobs). A crystal whose final cell is degenerate fails alone."""
+    crystals = [(s.lattice.matrix, s.cart_coords, np.array(s.atomic_numbers)) for s in structures]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fire_relax(crystals, calculator, fmax, max_steps, limit, **fire_options)
+    out: list[RelaxOutcome | RelaxFailure] = []
+    for s, r in zip(structures, res, strict=True):
+        if r.error is not None:
+            out.append(RelaxFailure(r.error, r.timed_out, r.seconds))
+            continue
+        try:
+            relaxed = Structure(r.cell, s.species, r.positions, coords_are_cartesian=True)
+        except Exception as exc:
+            out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}", seconds=r.seconds))
+            continue
+        out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged, r.seconds))
+    return out
+
+
 def require_extra() -> None:
     """Raise :class:`MissingExtraError` naming the extra when chgnet or ase cannot be imported."""
     try:
@@ -203,23 +227,8 @@ class CHGNetPotential:
         self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
     ) -> list[RelaxOutcome | RelaxFailure]:
         """Relax the structures together (:func:`crystal_eval.fire.fire_relax`, one CHGNet call per step)."""
-        crystals = [(s.lattice.matrix, s.cart_coords, np.array(s.atomic_numbers)) for s in structures]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = fire_relax(crystals, CHGNetBatchCalculator(self.model), fmax, max_steps, limit,
-                             batch_size=self.batch_size, batch_atoms=self.batch_atoms)  # fmt: skip
-        out: list[RelaxOutcome | RelaxFailure] = []
-        for s, r in zip(structures, res, strict=True):
-            if r.error is not None:
-                out.append(RelaxFailure(r.error, r.timed_out, r.seconds))
-                continue
-            try:  # a degenerate final cell fails this crystal only
-                relaxed = Structure(r.cell, s.species, r.positions, coords_are_cartesian=True)
-            except Exception as exc:
-                out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}", seconds=r.seconds))
-                continue
-            out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged, r.seconds))
-        return out
+        return batched_fire_relax(structures, CHGNetBatchCalculator(self.model), fmax, max_steps, limit,
+                                  batch_size=self.batch_size, batch_atoms=self.batch_atoms)  # fmt: skip
 
 
 class CHGNetBatchCalculator:
@@ -349,23 +358,9 @@ class AseCalculatorPotential:
         self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
     ) -> list[RelaxOutcome | RelaxFailure]:
         """Relax the structures with the batched FIRE, one calculator call per crystal and step."""
-        crystals = [(s.lattice.matrix, s.cart_coords, np.array(s.atomic_numbers)) for s in structures]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = fire_relax(crystals, AseBatchCalculator(self.calculator), fmax, max_steps, limit,
-                             cost_budget=0.0)  # every crystal alone: its own time, its own SIGALRM limit  # fmt: skip
-        out: list[RelaxOutcome | RelaxFailure] = []
-        for s, r in zip(structures, res, strict=True):
-            if r.error is not None:
-                out.append(RelaxFailure(r.error, r.timed_out, r.seconds))
-                continue
-            try:
-                relaxed = Structure(r.cell, s.species, r.positions, coords_are_cartesian=True)
-            except Exception as exc:
-                out.append(RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}", seconds=r.seconds))
-                continue
-            out.append(RelaxOutcome(relaxed, r.energy_per_atom, r.steps, r.converged, r.seconds))
-        return out
+        # cost_budget 0: every crystal evaluated alone, charged its own time, under its own SIGALRM limit
+        return batched_fire_relax(structures, AseBatchCalculator(self.calculator), fmax, max_steps, limit,
+                                  cost_budget=0.0)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- --potential MODULE:FACTORY
