@@ -92,6 +92,10 @@ def test_records_round_trip_through_score(cli: Cli, trained_run: Path,
                                           many_groups: tuple[Path, list[SampleRecord]]) -> None:
     out, recs = many_groups
     _assert_round_trip(recs, _score_cifs(cli, trained_run, out))
+    xyz_scores = out / "rescored_extxyz.csv"  # the extxyz file holds the same crystals, named by record id
+    res = cli("score", str(out / "samples.extxyz"), "--checkpoint", str(trained_run), "-o", str(xyz_scores))
+    assert res.returncode == 0, res.stderr
+    _assert_round_trip(recs, pd.read_csv(xyz_scores).set_index("id"))
     for r in recs:
         assert abs(sum(r.logp[k] for k in LOGP_KEYS[:-1]) - r.logp["logp_total"]) < 1e-3
         if r.logp_drawn is None:  # the drawn sequence is the normal form

@@ -91,6 +91,40 @@ def test_single_cif_to_stdout(trained_run: Path, structures: list, tmp_path: Pat
     assert lines[0] == "id," + ",".join(LOGP_KEYS) and lines[1].startswith("x,")
 
 
+def test_extxyz_frames_score_as_their_cifs(trained_run: Path, structures: list, tmp_path: Path, cli) -> None:  # noqa: ANN001
+    """An extended-XYZ file (ASE's writer, rotated Cartesian frames, named and unnamed) scores frame for
+    frame as the same crystals given as CIFs."""
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    chosen = [structures[i] for i in (0, 3, 7, 12)]
+    d = tmp_path / "cifs"
+    d.mkdir()
+    frames = []
+    for k, (_mid, s) in enumerate(chosen):
+        s.to(filename=str(d / f"{k}.cif"))
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.rotate(30 * k + 10, "z", rotate_cell=True)
+        atoms.info.pop("name", None)  # the adaptor may carry a label; ids below come from us
+        if k % 2 == 0:
+            atoms.info["name"] = f"n{k}"
+        frames.append(atoms)
+    xyz = tmp_path / "crystals.extxyz"
+    write(xyz, frames, format="extxyz")
+    out = tmp_path / "xyz.csv"
+    r = cli("score", str(xyz), "--checkpoint", str(trained_run), "-o", str(out), "--float64")
+    assert r.returncode == 0, r.stderr
+    got = pd.read_csv(out)
+    assert got["id"].tolist() == ["n0", "crystals#1", "n2", "crystals#3"]
+    ref = score_path(d, trained_run, float64=True).set_index("id").loc[[str(k) for k in range(len(chosen))]]
+    np.testing.assert_allclose(got[list(LOGP_KEYS)].to_numpy(), ref[list(LOGP_KEYS)].to_numpy(), atol=1e-4, rtol=0)
+    molecule = tmp_path / "molecule.xyz"
+    molecule.write_text("2\nProperties=species:S:1:pos:R:3\nH 0 0 0\nH 0 0 0.74\n")
+    r = cli("score", str(molecule), "--checkpoint", str(trained_run))
+    _expect_error(r, "CifReadError")
+    assert "frame 0 (molecule#0) is not a periodic 3-D crystal" in r.stderr
+
+
 def _expect_error(r: subprocess.CompletedProcess[str], name: str) -> None:
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert f"error: {name}:" in r.stderr, r.stderr

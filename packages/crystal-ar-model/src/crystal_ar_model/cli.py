@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=1, help="torch threads [1]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
-    s.add_argument("input", help="a CIF file, a folder of CIFs or a CDVAE CSV")
+    s.add_argument("input", help="a CIF file, a folder of CIFs, a CDVAE CSV or an extended-XYZ file of periodic "
+                   "crystals (.extxyz/.xyz, e.g. samples.extxyz; read with ASE)")
     s.add_argument("--checkpoint", default=None, help="checkpoint or run directory [the model shipped in the package]")
     s.add_argument("-o", "--output", default=None, help="CSV file to write [stdout]")
     s.add_argument("--symprec", type=float, default=0.1)

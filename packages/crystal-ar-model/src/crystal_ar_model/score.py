@@ -51,11 +51,50 @@ def _is_csv(path: Path) -> bool:
     return any(path.name.endswith(s) for s in CSV_SUFFIXES)
 
 
-def read_input(path: str | Path) -> tuple[list[str], list[Any]]:
-    """``(ids, items)`` of an input: a CIF file, a folder of ``*.cif`` or a CDVAE CSV.
+EXTXYZ_SUFFIXES = (".extxyz", ".xyz")
 
-    Items are pymatgen structures (CIF files) or CIF strings (CSV rows). Unreadable files raise
-    ``asu_geometry.CifReadError``; a missing path or a folder without CIFs raises :class:`DataError`.
+
+def read_extxyz(path: str | Path) -> tuple[list[str], list[Any]]:
+    """``(ids, structures)`` of the frames of an extended-XYZ file of periodic crystals, read with ASE.
+
+    This is the format of ``crystal-ar sample``'s ``samples.extxyz`` and of other generators' outputs (e.g.
+    MatterGen's ``generated_crystals.extxyz``). A frame's id is its ``name`` or ``id`` entry, else
+    ``<stem>#<frame>``. Raises :class:`DataError` without ASE or for an empty file, and
+    ``asu_geometry.CifReadError`` naming the frame for an unreadable file or a frame that is not a periodic
+    3-D crystal.
+    """
+    import asu_geometry as ag
+
+    p = Path(path)
+    try:
+        from ase.io import read
+        from pymatgen.io.ase import AseAtomsAdaptor
+    except ImportError as exc:
+        raise DataError(f"{p}: reading extended XYZ needs ASE (pip install ase)") from exc
+    try:
+        frames = read(p, index=":", format="extxyz")
+    except Exception as exc:
+        raise ag.CifReadError(f"{p}: cannot read extended XYZ ({type(exc).__name__}: {exc})") from exc
+    if not frames:
+        raise DataError(f"{p}: the file contains no frames")
+    ids, structures = [], []
+    for i, atoms in enumerate(frames):
+        name = str(atoms.info.get("name", atoms.info.get("id", f"{p.stem}#{i}")))
+        if len(atoms) == 0 or not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-6:
+            raise ag.CifReadError(f"{p}: frame {i} ({name}) is not a periodic 3-D crystal (pbc "
+                                  f"{atoms.pbc.tolist()}, cell volume {abs(atoms.cell.volume):.3g} A^3, "
+                                  f"{len(atoms)} atoms)")  # fmt: skip
+        ids.append(name)
+        structures.append(AseAtomsAdaptor.get_structure(atoms))
+    return ids, structures
+
+
+def read_input(path: str | Path) -> tuple[list[str], list[Any]]:
+    """``(ids, items)`` of an input: a CIF file, a folder of ``*.cif``, a CDVAE CSV or an extended-XYZ file.
+
+    Items are pymatgen structures (CIF and extended-XYZ files, :func:`read_extxyz`) or CIF strings (CSV rows).
+    Unreadable files raise ``asu_geometry.CifReadError``; a missing path or a folder without CIFs raises
+    :class:`DataError`.
     """
     import asu_geometry as ag
 
@@ -69,6 +108,8 @@ def read_input(path: str | Path) -> tuple[list[str], list[Any]]:
         raise DataError(f"{p}: no such file or folder")
     if _is_csv(p):
         return read_cdvae_csv(p)
+    if p.suffix.lower() in EXTXYZ_SUFFIXES:
+        return read_extxyz(p)
     return [p.stem], [ag.read_structure(p)]
 
 
