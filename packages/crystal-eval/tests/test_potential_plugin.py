@@ -165,6 +165,19 @@ def test_stability_with_an_ase_calculator_end_to_end(tmp_path: Path):
     # cannot be below 0; above it only by what fmax leaves of the relaxation)
     assert all(-1e-9 <= e <= 1e-4 for e in res.details["e_hull"])
     assert rep["stable_rate"] == 100.0 and rep["sun_rate"] == 50.0 and meta["n_failed"] == 0
+    assert len(res.reference_e_hull) == 6 and np.nanmax(np.abs(res.reference_e_hull)) < 1.0
+
+
+def test_the_e_hull_curve_meets_the_stable_rate_at_the_threshold():
+    from crystal_eval.stability import e_hull_cdf
+
+    e = [-0.01, 0.05, 0.2, float("nan")]  # the NaN (a failed crystal) stays in the denominator
+    assert e_hull_cdf(e, [-1.0, 0.0, 0.1, 0.2, 5.0]).tolist() == [0.0, 0.25, 0.5, 0.75, 0.75]
+    assert e_hull_cdf([], [0.1]).tolist() == [0.0]
+    rng = np.random.default_rng(0)
+    e = np.where(rng.random(200) < 0.1, np.nan, rng.normal(0.1, 0.2, 200))
+    stable_rate = 100 * np.mean(np.nan_to_num(e, nan=np.inf) <= 0.1)  # the report's definition
+    assert e_hull_cdf(e, [0.1])[0] == pytest.approx(stable_rate / 100, abs=1e-15)
 
 
 def test_cli_potential_option(tmp_path: Path, capsys):
@@ -172,7 +185,11 @@ def test_cli_potential_option(tmp_path: Path, capsys):
     args = [str(DATA / "samples"), "--train", str(DATA / "mp20_train_small.csv"), "--test"]
     args += [str(DATA / "mp20_test_small.csv"), "-o", str(out), "--relax-steps", "20"]
     args += ["--jobs", "1", "-q", "--cache-dir", str(tmp_path / "cache")]
-    assert main([*args, "--stability", "--potential", SPEC]) == 0
+    plots = tmp_path / "plots"
+    assert main([*args, "--stability", "--potential", SPEC, "--plots", str(plots)]) == 0
+    assert {p.name for p in plots.iterdir()} == {"space_groups.png", "num_elements.png", "density.png",
+                                                 "stability.png"}  # fmt: skip
+    assert (plots / "stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads(out.read_text())["stability_meta"]
     assert meta["label"] == f"ML-potential stability ({SPEC}), not DFT"
     assert meta["potential"] == potential_id(SPEC)

@@ -575,6 +575,14 @@ def evaluate_detailed(
         "sample_density": [basic[i].density for i in subset("wasserstein_density")],
         "test_density": testref.density,
     }
+    if stab is not None:  # the U.N. crystals' E_hull and relaxation RMSD, and the reference crystals' own E_hull
+        plot_data["stability"] = {
+            "e_hull": stab.details["e_hull"].to_numpy(dtype=float),
+            "reference_e_hull": stab.reference_e_hull,
+            "rmsd": stab.details["relax_rmsd"].to_numpy(dtype=float),
+            "threshold": cfg.stability.threshold,
+            "label": cfg.stability.label,
+        }
     return EvalResult(report=report, details=details, plot_data=plot_data)
 
 

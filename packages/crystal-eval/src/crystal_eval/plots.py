@@ -1,4 +1,6 @@
-"""PNG plots of samples vs test set: space-group histogram, N_el histogram, density distribution."""
+"""PNG plots of samples vs test set: space-group histogram, N_el histogram, density distribution; with
+``--stability``, the E_hull distribution of the U.N. crystals against the reference crystals' and the
+relaxation displacements."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ def _finish(fig: Any, ax: Any, path: Path) -> Path:
 
 
 def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = "samples") -> list[Path]:
-    """Write ``space_groups.png``, ``num_elements.png`` and ``density.png`` into ``out_dir``."""
+    """Write ``space_groups.png``, ``num_elements.png`` and ``density.png`` into ``out_dir``, and
+    ``stability.png`` when ``plot_data`` has a ``stability`` entry."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,4 +64,38 @@ def write_plots(plot_data: Mapping[str, Any], out_dir: str | Path, label: str = 
             ax.hist(values, bins=bins, density=True, alpha=0.5, label=name)
     ax.set(xlabel="density (g/cm^3)", ylabel="probability density", title="Density")
     written.append(_finish(fig, ax, out / "density.png"))
+    if plot_data.get("stability") is not None:
+        written.append(_stability_plot(plot_data["stability"], out / "stability.png", label))
     return written
+
+
+def _stability_plot(data: Mapping[str, Any], path: Path, label: str) -> Path:
+    """Left: fraction of crystals with E_hull <= x (the U.N. crystals, failures never counted, so the curve meets
+    ``stable_rate`` at the threshold; the reference crystals against their own hull). Right: RMS displacement
+    of the relaxations."""
+    import matplotlib.pyplot as plt
+
+    from crystal_eval.stability import e_hull_cdf
+
+    e, ref = np.asarray(data["e_hull"], float), np.asarray(data["reference_e_hull"], float)
+    threshold = float(data["threshold"])
+    tops = [2 * threshold] + [float(np.percentile(v[np.isfinite(v)], 98)) for v in (e, ref) if np.isfinite(v).any()]
+    lows = [0.0] + [float(np.nanmin(v[np.isfinite(v)])) for v in (e, ref) if np.isfinite(v).any()]
+    lo, hi = min(lows), max(tops)
+    grid = np.linspace(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), 400)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(grid, e_hull_cdf(e, grid), label=f"{label} (U.N., n={len(e)}; {int((~np.isfinite(e)).sum())} failed)")
+    left.plot(grid, e_hull_cdf(ref, grid), label=f"reference crystals, own hull (n={len(ref)})", ls="--")
+    for x, name in ((0.0, "0"), (threshold, f"{threshold:g} eV/atom")):
+        left.axvline(x, color="grey", lw=0.8)
+        left.text(x, 0.98, f" {name}", color="grey", fontsize=8, va="top", transform=left.get_xaxis_transform())
+    left.set(xlabel="E_hull after relaxation (eV/atom)", ylabel="fraction with E_hull <= x", ylim=(0, 1.02),
+             title=str(data["label"]))  # fmt: skip
+    left.title.set_fontsize(9)
+    rmsd = np.asarray(data["rmsd"], float)
+    rmsd = rmsd[np.isfinite(rmsd)]
+    if len(rmsd):
+        right.hist(rmsd, bins=np.linspace(0.0, max(float(rmsd.max()), 1e-3), 40), label=f"{label} (n={len(rmsd)})")
+    right.set(xlabel="RMS displacement of the relaxation (Å)", ylabel="crystals", title="Relaxation displacement")
+    right.legend()
+    return _finish(fig, left, path)

@@ -351,6 +351,18 @@ class StabilityResult:
     report: dict[str, Any]
     details: pd.DataFrame
     hull: ReferenceHull
+    reference_e_hull: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the reference crystals' own E_hull
+
+
+def e_hull_cdf(e_hull: Sequence[float], grid: Sequence[float]) -> np.ndarray:
+    """Fraction of the crystals with E_hull <= each grid value (eV/atom). A crystal without an E_hull (failed,
+    timed out, element outside the hull) stays in the denominator and is never counted, so that at the
+    stability threshold the curve equals ``stable_rate / 100``."""
+    e = np.asarray(e_hull, dtype=float)
+    if not len(e):
+        return np.zeros(len(grid))
+    e = np.sort(np.where(np.isfinite(e), e, np.inf))
+    return np.searchsorted(e, np.asarray(grid, dtype=float), side="right") / len(e)
 
 
 def _pct(num: int, den: int) -> float | None:
@@ -490,7 +502,7 @@ def evaluate_stability(
             "stability_error": errors,
         }
     )
-    return StabilityResult(report=report, details=details, hull=hull)
+    return StabilityResult(report=report, details=details, hull=hull, reference_e_hull=np.asarray(ref_eh, float))
 
 
 def format_stability(report: dict[str, Any]) -> str:
