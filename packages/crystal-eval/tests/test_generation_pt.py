@@ -150,13 +150,29 @@ def test_a_file_that_is_not_a_dict_or_not_pytorch(tmp_path: Path):
 
 
 def test_cli_reads_a_pt_file_and_rejects_a_bad_one(tmp_path: Path, capsys):
+    crystals = fixture_structures()
+    denser = [s.copy() for s in crystals]
+    for s in denser:
+        s.scale_lattice(0.8 * s.volume)
     path = tmp_path / "eval_gen.pt"
-    torch.save(eval_gen_dict([fixture_structures()]), path)
+    torch.save(eval_gen_dict([crystals, denser]), path)
     out = tmp_path / "r.json"
     args = ["--train", str(TRAIN), "--test", str(TEST), "-o", str(out), "-q", "--no-cache", "--jobs", "1"]
     assert main([str(path), *args]) == 0
-    assert json.loads(out.read_text())["meta"]["n_samples"] == len(fixture_structures())
+    first = json.loads(out.read_text())
+    assert first["meta"]["n_samples"] == len(crystals)
+    assert main([str(path), *args, "--pt-sampling", "1"]) == 0  # the second sampling: the denser copies
+    second = json.loads(out.read_text())
+    assert second["meta"]["n_samples"] == len(crystals)
+    assert second["wasserstein_density"] != first["wasserstein_density"]
     out.unlink()
+    for samples, k, message in ((path, "2", "sample 2 asked for, the file has 2 sampling"),
+                                (DATA / "samples", "1", "--pt-sampling applies to .pt samples files only")):
+        capsys.readouterr()
+        assert main([str(samples), *args, "--pt-sampling", k]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("crystal-eval: error:") and message in err and "Traceback" not in err
+        assert not out.exists()
     d = eval_gen_dict([fixture_structures()[:2]])
     del d["frac_coords"]
     capsys.readouterr()

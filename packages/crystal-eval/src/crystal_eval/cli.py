@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from crystal_eval.cache import ENV_VAR
 from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(cif, or lattice + species + frac_coords), a CDVAE .csv(.gz/.xz) with a 'cif' column, or a .pt file in "
         "the layout of CDVAE's and DiffCSP's eval_gen.pt (its first sampling, as CDVAE evaluates it; needs torch)",
     )
+    p.add_argument(
+        "--pt-sampling", type=int, default=0, metavar="K",
+        help="for a .pt samples file: which of its repeated samplings (num_evals) to evaluate (0, CDVAE's choice)",
+    )  # fmt: skip
     p.add_argument("--train", nargs="+", required=True, help="training CSV(s) in the CDVAE layout (novelty)")
     p.add_argument("--test", nargs="+", required=True, help="test CSV(s) in the CDVAE layout (distributions)")
     p.add_argument("-o", "--output", default="report.json", help="JSON report path (default: report.json)")
@@ -176,7 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         cfg.validate()
         cache = FeatureCache(None if args.no_cache else (args.cache_dir or "default"))
-        result = evaluate_detailed(args.samples, args.train, args.test, cfg, cache)
+        samples: Any = args.samples
+        if Path(args.samples).suffix.lower() == ".pt":
+            from crystal_eval.io import read_generation_pt
+
+            samples = read_generation_pt(args.samples, sample=args.pt_sampling)
+        elif args.pt_sampling != 0:
+            raise InputError("--pt-sampling applies to .pt samples files only")
+        result = evaluate_detailed(samples, args.train, args.test, cfg, cache)
     except (InputError, ValueError) as exc:
         print(f"crystal-eval: error: {exc}", file=sys.stderr)
         return 2
