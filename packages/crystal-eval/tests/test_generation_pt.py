@@ -60,11 +60,17 @@ def eval_gen_dict(samplings: list[list[Structure]]) -> dict:
     }
 
 
+def volume_scaled(crystals: list[Structure], factor: float) -> list[Structure]:
+    """Copies with the volume times ``factor`` (a second sampling that differs from the first)."""
+    out = [s.copy() for s in crystals]
+    for s in out:
+        s.scale_lattice(factor * s.volume)
+    return out
+
+
 def test_the_first_sampling_is_read_crystal_for_crystal(tmp_path: Path):
     crystals = fixture_structures()
-    other = [s.copy() for s in crystals]
-    for s in other:
-        s.scale_lattice(1.3 * s.volume)
+    other = volume_scaled(crystals, 1.3)
     path = tmp_path / "eval_gen.pt"
     torch.save(eval_gen_dict([crystals, other]), path)
     for sample, expected in ((0, crystals), (1, other)):
@@ -151,9 +157,7 @@ def test_a_file_that_is_not_a_dict_or_not_pytorch(tmp_path: Path):
 
 def test_cli_reads_a_pt_file_and_rejects_a_bad_one(tmp_path: Path, capsys):
     crystals = fixture_structures()
-    denser = [s.copy() for s in crystals]
-    for s in denser:
-        s.scale_lattice(0.8 * s.volume)
+    denser = volume_scaled(crystals, 0.8)
     path = tmp_path / "eval_gen.pt"
     torch.save(eval_gen_dict([crystals, denser]), path)
     out = tmp_path / "r.json"
