@@ -7,7 +7,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from crystal_eval.cache import ENV_VAR
 from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from crystal_eval.cache import FeatureCache
     from crystal_eval.evaluation import EvalConfig, evaluate_detailed, format_table
-    from crystal_eval.io import InputError
+    from crystal_eval.io import InputError, load_items
 
     try:
         stability = None
@@ -181,13 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         cfg.validate()
         cache = FeatureCache(None if args.no_cache else (args.cache_dir or "default"))
-        samples: Any = args.samples
-        if Path(args.samples).suffix.lower() == ".pt":
-            from crystal_eval.io import read_generation_pt
-
-            samples = read_generation_pt(args.samples, sample=args.pt_sampling)
-        elif args.pt_sampling != 0:
-            raise InputError("--pt-sampling applies to .pt samples files only")
+        samples = load_items(args.samples, pt_sampling=args.pt_sampling)
         result = evaluate_detailed(samples, args.train, args.test, cfg, cache)
     except (InputError, ValueError) as exc:
         print(f"crystal-eval: error: {exc}", file=sys.stderr)

@@ -347,15 +347,18 @@ def _read_text_or_error(name: str, data: bytes) -> Item:
         return Item(name, None, f"not UTF-8 text: {exc}")
 
 
-def load_items(path: str | Path) -> list[Item]:
-    """Read generated crystals from a folder/zip of CIFs, an extxyz, a JSONL, a CDVAE CSV or an ``eval_gen.pt`` file.
+def load_items(path: str | Path, pt_sampling: int = 0) -> list[Item]:
+    """Read generated crystals from a folder/zip of CIFs, an extxyz, a JSONL, a CDVAE CSV or an ``eval_gen.pt`` file
+    (its sampling ``pt_sampling``, :func:`read_generation_pt`).
 
-    Raises :class:`InputError` when the path is missing, the format is unknown or nothing is found.
-    Individual unreadable entries become items with ``error`` set.
+    Raises :class:`InputError` when the path is missing, the format is unknown, nothing is found, or
+    ``pt_sampling`` is given for another format. Individual unreadable entries become items with ``error`` set.
     """
     p = Path(path)
     if not p.exists():
         raise InputError(f"samples not found: {p}")
+    if pt_sampling != 0 and p.suffix.lower() != ".pt":
+        raise InputError("--pt-sampling applies to .pt samples files only")
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".cif")
         items = [_read_text_or_error(f.name, f.read_bytes()) for f in files]
@@ -373,7 +376,7 @@ def load_items(path: str | Path) -> list[Item]:
     elif p.suffix.lower() == ".cif":
         items = [_read_text_or_error(p.name, p.read_bytes())]
     elif p.suffix.lower() == ".pt":
-        items = read_generation_pt(p)
+        items = read_generation_pt(p, sample=pt_sampling)
     elif _is_csv(p):
         df = read_cdvae_csv(p)
         items = [

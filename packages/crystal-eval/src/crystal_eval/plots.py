@@ -79,9 +79,9 @@ def _stability_plot(data: Mapping[str, Any], path: Path, label: str) -> Path:
 
     e, ref = np.asarray(data["e_hull"], float), np.asarray(data["reference_e_hull"], float)
     threshold = float(data["threshold"])
-    tops = [2 * threshold] + [float(np.percentile(v[np.isfinite(v)], 98)) for v in (e, ref) if np.isfinite(v).any()]
-    lows = [0.0] + [float(np.nanmin(v[np.isfinite(v)])) for v in (e, ref) if np.isfinite(v).any()]
-    lo, hi = min(lows), max(tops)
+    finite = [v[np.isfinite(v)] for v in (e, ref) if np.isfinite(v).any()]
+    lo = min([0.0] + [float(v.min()) for v in finite])
+    hi = max([2 * threshold] + [float(np.percentile(v, 98)) for v in finite])
     grid = np.linspace(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), 400)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(grid, e_hull_cdf(e, grid), label=f"{label} (U.N., n={len(e)}; {int((~np.isfinite(e)).sum())} failed)")

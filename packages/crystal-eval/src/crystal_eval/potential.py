@@ -5,7 +5,7 @@ Nat. Mach. Intell. 5, 1031 (2023)), whose pretrained weights (0.3.0, trained on 
 energy corrections) ship inside the ``chgnet`` wheel, so it runs offline. A user with network access
 can plug in another universal potential by writing a class with the same three members and passing a
 picklable zero-argument factory for it (:class:`crystal_eval.stability.StabilityConfig.potential`). Any ASE
-calculator serves as well (:class:`AseCalculatorPotential`), and :func:`potential_from_spec` turns a
+calculator serves as well (:class:`AseCalculatorPotential`), and :func:`load_potential` turns a
 ``module:factory`` string (the CLI's ``--potential``) into either.
 
 Relaxation: cell and positions together, FIRE (Bitzek et al., PRL 97, 170201 (2006)) on the
