@@ -162,3 +162,42 @@ def test_readme_headline_is_the_committed_reports_row():
     readme = (ROOT / "README.md").read_text()
     assert "\n".join(lines) in readme, "README.md's headline table differs from render.headline(docs/results.json)"
     assert "docs/results.md" in readme
+
+
+def _load_build() -> Any:
+    spec = importlib.util.spec_from_file_location("report_build", ROOT / "docs" / "report" / "build.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
+    """docs/results.md is render(docs/results.json); each stability row's 95 % intervals are the Wilson intervals
+    of its committed report's counts, and the page prints them."""
+    from crystal_eval.metrics import wilson_interval
+
+    committed = json.loads((ROOT / "docs" / "results.json").read_text())
+    md = render.render(committed)
+    stale = "docs/results.md is stale: run `python docs/report/build.py --refresh-committed`"
+    assert md == (ROOT / "docs" / "results.md").read_text(), stale
+    build = _load_build()
+    rows = committed["stability"]["rows"]
+    assert rows
+    for row in rows:
+        rep = json.loads((ROOT / row["file"]).read_text())["report"]
+        sm, iv = rep["stability_meta"], row["intervals_95"]
+        assert iv == build.stability_intervals(rep)
+        assert iv["stable_rate"] == pytest.approx(wilson_interval(sm["n_stable"], sm["n_evaluated"]))
+        assert iv["sun_rate_0"] == pytest.approx(wilson_interval(sm["n_stable_0"], sm["n_draw"]))
+        for key, (lo, hi) in iv.items():
+            assert lo <= row["values"][key] <= hi, (row["label"], key)
+        lo, hi = iv["stable_rate"]
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"- {row['label']}, 95 % Wilson intervals"))
+        assert f"Stable [{render.fmt(lo, 1)}, {render.fmt(hi, 1)}] %" in line
+
+
+def test_stability_intervals_prefer_the_reports_own():
+    build = _load_build()
+    rep = {"stability_meta": {"intervals_95": {"stable_rate": [1.0, 2.0]}}}
+    assert build.stability_intervals(rep) == {"stable_rate": [1.0, 2.0]}

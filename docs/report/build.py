@@ -527,6 +527,25 @@ STABILITY_JSONS = (  # committed crystal-eval --stability reports, each with the
 STABILITY_KEYS = ("stable_rate", "stable_rate_0", "sun_rate", "sun_rate_0", "relax_rmsd_median", "sg_kept_rate")
 
 
+def stability_intervals(rep: dict[str, Any]) -> dict[str, list[float] | None]:
+    """95 % Wilson intervals of a committed ``--stability`` report's rates: the report's own ``intervals_95``, or,
+    for a report written before crystal-eval recorded them, the same intervals from its counts."""
+    from crystal_eval.metrics import wilson_interval
+
+    sm = rep["stability_meta"]
+    if sm.get("intervals_95"):
+        return sm["intervals_95"]
+    n_kept = round(rep["sg_kept_rate"] * sm["n_space_group_compared"] / 100) if sm["n_space_group_compared"] else 0
+    counts = {
+        "stable_rate": (sm["n_stable"], sm["n_evaluated"]),
+        "stable_rate_0": (sm["n_stable_0"], sm["n_evaluated"]),
+        "sun_rate": (sm["n_stable"], sm["n_draw"]),
+        "sun_rate_0": (sm["n_stable_0"], sm["n_draw"]),
+        "sg_kept_rate": (n_kept, sm["n_space_group_compared"]),
+    }
+    return {k: (list(iv) if (iv := wilson_interval(*c)) else None) for k, c in counts.items()}
+
+
 def stability_section() -> dict[str, Any]:
     """The stability columns, read from the committed crystal-eval ``--stability`` reports in ``docs/report/``
     (each holds the command that produced it). They are not recomputed by the report session: CHGNet relaxations
@@ -540,7 +559,7 @@ def stability_section() -> dict[str, Any]:
         sm = rep["stability_meta"]
         rows.append({"label": d["label"], "what": d["what"], "command": d["command"], "file": rel(path),
                      "potential": sm["label"], "n_evaluated": sm["n_evaluated"], "n_draw": sm["n_draw"],
-                     "values": {k: rep[k] for k in STABILITY_KEYS}})
+                     "values": {k: rep[k] for k in STABILITY_KEYS}, "intervals_95": stability_intervals(rep)})
     if not rows:
         return {"status": "not run", "reason": "no committed crystal-eval --stability report in docs/report/.",
                 "rows": []}

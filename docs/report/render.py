@@ -142,6 +142,13 @@ def render(rep: Mapping[str, Any]) -> str:
                       fmt(r["values"]["relax_rmsd_median"], 3), fmt(r["values"]["sg_kept_rate"], 1)]
                      for r in st["rows"]])
         L += [""]
+        names = {"stable_rate": "Stable", "stable_rate_0": "Stable_0", "sun_rate": "S.U.N.", "sun_rate_0": "S.U.N._0",
+                 "sg_kept_rate": "SG kept"}  # fmt: skip
+        for r in st["rows"]:
+            iv = r.get("intervals_95") or {}
+            parts = [f"{name} [{fmt(iv[k][0], 1)}, {fmt(iv[k][1], 1)}] %" for k, name in names.items() if iv.get(k)]
+            if parts:
+                L += [f"- {r['label']}, 95 % Wilson intervals of the rates: {', '.join(parts)}."]
         for r in st["rows"]:
             L += [f"- {r['label']}: {r['potential']}; {r['what']} ({fmt_int(r['n_evaluated'])} crystals evaluated of "
                   f"a draw of {fmt_int(r['n_draw'])}; `{r['file']}`, produced by `{r['command']}`)."]

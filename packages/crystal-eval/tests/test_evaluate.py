@@ -8,6 +8,7 @@ import pytest
 from crystal_eval import METRIC_KEYS, EvalConfig, evaluate, evaluate_detailed
 from crystal_eval.cache import FeatureCache
 from crystal_eval.io import InputError, parse_cif
+from crystal_eval.metrics import wilson_interval
 from pymatgen.core import Lattice, Structure
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -43,6 +44,13 @@ def test_evaluate_api_all_keys_and_counts(cache_dir: Path):
         assert rep[k] is not None, k
     assert 0 <= rep["jsd_space_group"] <= 0.8327 and 0 <= rep["jsd_wyckoff_dim"] <= 0.8327
     assert meta["warnings"]  # fewer than 1000 valid
+    # each rate's 95 % interval is the Wilson interval of its own counts, and holds the rate
+    iv = meta["intervals_95"]
+    assert iv["structural_validity"] == pytest.approx(wilson_interval(11, 13))
+    assert iv["un_rate"] == pytest.approx(wilson_interval(meta["n_unique_and_novel"], meta["n_un"]))
+    assert iv["compositional_validity"] == pytest.approx(wilson_interval(meta["n_comp_valid"], 13))
+    for k, (lo, hi) in iv.items():
+        assert lo <= rep[k] <= hi, k
 
 
 def test_samples_equal_to_test_set_give_zero_distances(cache_dir: Path):

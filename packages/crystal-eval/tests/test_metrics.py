@@ -14,6 +14,7 @@ from crystal_eval.metrics import (
     space_group_histogram,
     un_rate,
     wasserstein,
+    wilson_interval,
     wyckoff_dim_histogram,
 )
 
@@ -89,6 +90,40 @@ def test_mean_pairwise_distance():
 
 def test_un_rate():
     assert un_rate([True, True, False, True], [True, False, True, True]) == pytest.approx(50.0)
+
+
+def test_wilson_interval_hand_computation_and_edges():
+    # p = 0.4, n = 100, z = 1.959964: centre 0.40370, half-width 0.09430
+    lo, hi = wilson_interval(40, 100)
+    z = 1.959963984540054
+    centre = (0.4 + z * z / 200) / (1 + z * z / 100)
+    half = z * math.sqrt(0.4 * 0.6 / 100 + z * z / 40000) / (1 + z * z / 100)
+    assert (lo, hi) == pytest.approx((100 * (centre - half), 100 * (centre + half)), abs=1e-12)
+    assert (lo, hi) == pytest.approx((30.94, 49.80), abs=5e-3)
+    # k = 0 and k = n: one-sided, upper bound z^2 / (n + z^2)
+    assert wilson_interval(0, 100) == pytest.approx((0.0, 100 * z * z / (100 + z * z)), abs=1e-12)
+    assert wilson_interval(100, 100) == pytest.approx((100 - 100 * z * z / (100 + z * z), 100.0), abs=1e-12)
+    assert wilson_interval(0, 0) is None
+    # wider with more confidence, narrower with more trials
+    assert wilson_interval(40, 100, 0.99)[0] < lo and wilson_interval(400, 1000)[1] < hi
+    for bad in ((5, 4), (-1, 4)):
+        with pytest.raises(ValueError, match="successes"):
+            wilson_interval(*bad)
+    with pytest.raises(ValueError, match="confidence"):
+        wilson_interval(1, 4, 1.0)
+
+
+def test_wilson_interval_covers_the_rate_95_percent_of_the_time():
+    """Exact coverage (binomial sums, no simulation) over rates 0.05..0.95: on average 95 %, never far below."""
+    from scipy.stats import binom
+
+    for n, worst in ((20, 0.92), (100, 0.925), (1000, 0.94)):
+        intervals = [wilson_interval(k, n) for k in range(n + 1)]
+        rates = np.linspace(0.05, 0.95, 91)
+        pmf = binom.pmf(np.arange(n + 1)[:, None], n, rates[None, :])
+        inside = np.array([[lo / 100 <= p <= hi / 100 for p in rates] for lo, hi in intervals])
+        coverage = (pmf * inside).sum(axis=0)
+        assert abs(coverage.mean() - 0.95) < 0.006 and coverage.min() > worst, (n, coverage.mean(), coverage.min())
 
 
 def test_standardise_magpie_uses_cdvae_constants_and_zeroes_nan():

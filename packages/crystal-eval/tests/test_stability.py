@@ -18,6 +18,7 @@ pytest.importorskip("chgnet", reason="the optional extra crystal-eval[stability]
 from crystal_eval.cache import FeatureCache  # noqa: E402
 from crystal_eval.cli import main  # noqa: E402
 from crystal_eval.io import parse_cif  # noqa: E402
+from crystal_eval.metrics import wilson_interval  # noqa: E402
 from crystal_eval.stability import (  # noqa: E402
     STABILITY_KEYS,
     StabilityConfig,
@@ -165,12 +166,20 @@ def test_cli_stability_end_to_end(tmp_path: Path, cache: FeatureCache, capsys):
     assert meta["n_draw"] == n_un and meta["n_evaluated"] == rep["meta"]["n_unique_and_novel"]
     assert rep["sun_rate"] == pytest.approx(100 * meta["n_stable"] / n_un)
     assert rep["stable_rate"] == pytest.approx(100 * meta["n_stable"] / meta["n_evaluated"])
+    iv = meta["intervals_95"]
+    assert iv["stable_rate"] == pytest.approx(wilson_interval(meta["n_stable"], meta["n_evaluated"]))
+    assert iv["sun_rate_0"] == pytest.approx(wilson_interval(meta["n_stable_0"], n_un))
+    for k in ("stable_rate", "stable_rate_0", "sun_rate", "sun_rate_0", "sg_kept_rate"):
+        lo, hi = iv[k]
+        assert lo <= rep[k] <= hi, k
     d = pd.read_csv(details)
     members = d[d.in_un_members]
     assert members.e_hull.notna().sum() + (members.stability_error.fillna("") != "").sum() == len(members)
     assert d[~d.in_un_members].e_hull.isna().all()
     text = capsys.readouterr().out
     assert "ML-potential stability (CHGNet 0.3.0), not DFT" in text and "S.U.N. %" in text
+    lo, hi = iv["stable_rate"]
+    assert "95 % intervals (Wilson): struct. valid [" in text and f"stable [{lo:.1f}, {hi:.1f}] %" in text
 
 
 @pytest.mark.shared_data

@@ -31,6 +31,7 @@ from crystal_eval.metrics import (
     space_group_histogram,
     un_rate,
     wasserstein,
+    wilson_interval,
     wyckoff_dim_histogram,
 )
 from crystal_eval.novelty import is_novel, novelty_check, structures_match, uniqueness, uniqueness_checked
@@ -69,5 +70,6 @@ __all__ = [
     "uniqueness",
     "uniqueness_checked",
     "wasserstein",
+    "wilson_interval",
     "wyckoff_dim_histogram",
 ]

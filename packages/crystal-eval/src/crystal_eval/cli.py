@@ -130,7 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     from crystal_eval.cache import FeatureCache
-    from crystal_eval.evaluation import EvalConfig, evaluate_detailed, format_table
+    from crystal_eval.evaluation import (
+        RATE_INTERVAL_NAMES,
+        EvalConfig,
+        evaluate_detailed,
+        format_intervals,
+        format_table,
+    )
     from crystal_eval.io import InputError, load_items
 
     try:
@@ -208,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{meta['n_unique_and_novel']} of {meta['n_un']} unique and novel; populations: "
         + ", ".join(f"{k}={v}" for k, v in pops.items() if k != "un_rate")
     )
+    if line := format_intervals(meta.get("intervals_95"), RATE_INTERVAL_NAMES):
+        print(line)
     if meta["n_fingerprint_time_limit"] or meta["n_un_time_limit"]:
         print(
             f"time limit: {meta['n_fingerprint_time_limit']} fingerprints and {meta['n_un_time_limit']} "

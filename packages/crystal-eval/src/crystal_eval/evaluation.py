@@ -506,6 +506,11 @@ def evaluate_detailed(
         "n_unique_and_novel": len(un_members),
         "n_fingerprint_time_limit": sum(r.cnn_time_limit is not None for r in rich.values()),
         "n_un_time_limit": len(un_errors),
+        "intervals_95": {
+            "structural_validity": M.wilson_interval(sum(b.struct_valid for b in basic), len(basic)),
+            "compositional_validity": M.wilson_interval(sum(b.comp_valid for b in basic), len(basic)),
+            "un_rate": M.wilson_interval(len(un_members), len(un_idx)),
+        },
         "config": {
             f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("progress", "n_jobs", "stability")
         },
@@ -515,6 +520,8 @@ def evaluate_detailed(
             "density": "mass density in g/cm^3 (pymatgen Structure.density)",
             "oxidation_states": "SMACT14 (frozen in crystal_eval/data/smact14.json)",
             "symmetry_failure": "space group 1 (P1), every atom its own orbit of dimension 3",
+            "intervals_95": "95 % Wilson score intervals (percent) of the model's structural_validity, "
+            "compositional_validity and un_rate, from this run's counts (crystal_eval.metrics.wilson_interval)",
             "time_limit": "per crystal and stage: a CrystalNN fingerprint past it fails (not valid); "
             "StructureMatcher work past it makes the crystal not unique-and-novel",
         },
@@ -615,6 +622,18 @@ def evaluate(
         **config,
     )
     return evaluate_detailed(structures, train, test, cfg, FeatureCache(cache_dir)).report
+
+
+RATE_INTERVAL_NAMES = {"structural_validity": "struct. valid", "compositional_validity": "comp. valid",
+                       "un_rate": "U.N."}
+
+
+def format_intervals(intervals: Mapping[str, Any] | None, names: Mapping[str, str], prefix: str = "") -> str:
+    """``prefix + "95 % intervals (Wilson): name [lo, hi] %, ..."`` for the named rates of ``intervals`` (a
+    report's ``intervals_95``); empty when none is known (older reports have none)."""
+    parts = [f"{label} [{intervals[k][0]:.1f}, {intervals[k][1]:.1f}] %"
+             for k, label in names.items() if intervals and intervals.get(k) is not None]  # fmt: skip
+    return prefix + "95 % intervals (Wilson): " + ", ".join(parts) if parts else ""
 
 
 def format_table(report: Mapping[str, Any], label: str = "samples") -> str:

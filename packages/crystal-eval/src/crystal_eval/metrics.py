@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon, pdist
-from scipy.stats import wasserstein_distance
+from scipy.stats import norm, wasserstein_distance
 
 N_SPACE_GROUPS = 230
 N_WYCKOFF_DIMS = 4
@@ -90,3 +91,35 @@ def un_rate(is_unique: Sequence[bool], is_novel: Sequence[bool]) -> float:
     if u.shape != n.shape:
         raise ValueError("is_unique and is_novel differ in length")
     return float(100.0 * np.mean(u & n)) if u.size else float("nan")
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval (percent) of a binomial rate: ``successes`` of ``trials`` crystals.
+
+    With ``p = k/n`` and ``z`` the two-sided normal quantile of ``confidence``::
+
+        (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
+
+    (Wilson, J. Am. Stat. Assoc. 22, 209 (1927); recommended over the normal interval by Brown, Cai and
+    DasGupta, Stat. Sci. 16, 101 (2001)). It stays inside [0, 100] and is never empty at ``k = 0`` or
+    ``k = n``. It is the uncertainty of the *model's* rate: the crystals are a random draw from the model.
+    None for ``trials == 0``.
+    """
+    k, n = int(successes), int(trials)
+    if n < 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= successes <= trials, got {k} of {n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n == 0:
+        return None
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    if k == 0:
+        lo = 0.0  # exact: the formula gives 0 up to rounding
+    if k == n:
+        hi = 1.0
+    return 100.0 * lo, 100.0 * hi

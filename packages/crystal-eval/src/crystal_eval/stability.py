@@ -55,6 +55,7 @@ from crystal_eval.hull import (
     parse_for_hull,
 )
 from crystal_eval.io import InputError, Item, item_key, item_to_structure, items_from_structures
+from crystal_eval.metrics import wilson_interval
 from crystal_eval.parallel import default_jobs, pimap, pmap
 from crystal_eval.potential import CHGNetPotential, Potential, RelaxFailure, relax_structures, require_extra
 from crystal_eval.prerelax import VolumeSearch, prerelax_volumes
@@ -451,6 +452,13 @@ def evaluate_stability(
         "n_not_converged": sum(not r.converged for r in relaxed),
         "n_space_group_compared": len(kept),
         "e_hull_median": float(np.nanmedian(e_hull)) if ok.any() else None,
+        "intervals_95": {
+            "stable_rate": wilson_interval(int(stable.sum()), n),
+            "stable_rate_0": wilson_interval(int(stable0.sum()), n),
+            "sun_rate": wilson_interval(int(stable.sum()), n_draw),
+            "sun_rate_0": wilson_interval(int(stable0.sum()), n_draw),
+            "sg_kept_rate": wilson_interval(sum(kept), len(kept)),
+        },
         "relax_seconds": relax_time_split(recs),
         "config": {
             "hull": cfg.hull,
@@ -479,6 +487,8 @@ def evaluate_stability(
             "sun_rate_0": "the same with E_hull <= 0",
             "relax_rmsd_median": "median RMS displacement of the relaxation (Å), drift removed, relaxed lattice",
             "sg_kept_rate": f"% of relaxed crystals with the same space group before and after (symprec {cfg.symprec})",
+            "intervals_95": "95 % Wilson score intervals (percent) of the model's rates from these counts "
+            "(crystal_eval.metrics.wilson_interval); the crystals are taken as a random draw from the model",
             "failures": "failed or timed-out relaxations and crystals with an element outside the hull are not stable",
             "relax_seconds": "seconds of relaxation charged to the crystals (their share of each batched potential "
             "call and update, the time the limit is checked against), summed by outcome and by the shortest "
@@ -507,6 +517,8 @@ def evaluate_stability(
 
 def format_stability(report: dict[str, Any]) -> str:
     """A one-block text summary of the stability figures with their label."""
+    from crystal_eval.evaluation import format_intervals
+
     meta = report["stability_meta"]
 
     def f(k: str, fmt: str) -> str:
@@ -519,8 +531,13 @@ def format_stability(report: dict[str, Any]) -> str:
         f"RMSD median {f('relax_rmsd_median', '{:.3f}')} Å  space group kept {f('sg_kept_rate', '{:.1f}')} %\n"
         f"  {meta['n_evaluated']} crystals evaluated of a draw of {meta['n_draw']}; {meta['n_failed']} failed "
         f"({meta['n_time_limit']} time limit), {meta['n_not_converged']} stopped at the step cap"
+        + format_intervals(meta.get("intervals_95"), STABILITY_INTERVAL_NAMES, "\n  ")
         + _time_line(meta.get("relax_seconds"))
     )
+
+
+STABILITY_INTERVAL_NAMES = {"stable_rate": "stable", "stable_rate_0": "stable_0", "sun_rate": "S.U.N.",
+                            "sun_rate_0": "S.U.N._0", "sg_kept_rate": "space group kept"}
 
 
 def _time_line(split: dict[str, Any] | None) -> str:
