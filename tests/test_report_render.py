@@ -23,15 +23,16 @@ FIXTURE = ROOT / "tests" / "data" / "report_fixture.json"
 NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
-def _load_render() -> Any:
-    spec = importlib.util.spec_from_file_location("report_render", ROOT / "docs" / "report" / "render.py")
+def _load_report_script(name: str) -> Any:
+    """A module of docs/report/ (scripts, not an installed package), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(f"report_{name}", ROOT / "docs" / "report" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-render = _load_render()
+render = _load_report_script("render")
 
 
 @pytest.fixture
@@ -164,14 +165,6 @@ def test_readme_headline_is_the_committed_reports_row():
     assert "docs/results.md" in readme
 
 
-def _load_build() -> Any:
-    spec = importlib.util.spec_from_file_location("report_build", ROOT / "docs" / "report" / "build.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
     """docs/results.md is render(docs/results.json); each stability row's 95 % intervals are the Wilson intervals
     of its committed report's counts, and the page prints them."""
@@ -181,7 +174,7 @@ def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
     md = render.render(committed)
     stale = "docs/results.md is stale: run `python docs/report/build.py --refresh-committed`"
     assert md == (ROOT / "docs" / "results.md").read_text(), stale
-    build = _load_build()
+    build = _load_report_script("build")
     rows = committed["stability"]["rows"]
     assert rows
     for row in rows:
@@ -198,6 +191,6 @@ def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
 
 
 def test_stability_intervals_prefer_the_reports_own():
-    build = _load_build()
+    build = _load_report_script("build")
     rep = {"stability_meta": {"intervals_95": {"stable_rate": [1.0, 2.0]}}}
     assert build.stability_intervals(rep) == {"stable_rate": [1.0, 2.0]}
