@@ -492,11 +492,12 @@ def evaluate_detailed(
 
     train_paths = [str(p) for p in ([train] if isinstance(train, (str, Path)) else train)]
     test_paths = [str(p) for p in ([test] if isinstance(test, (str, Path)) else test)]
+    n_struct_valid, n_comp_valid = sum(b.struct_valid for b in basic), sum(b.comp_valid for b in basic)
     report["meta"] = {
         "n_samples": len(items),
         "n_constructed": len(constructed),
-        "n_struct_valid": sum(b.struct_valid for b in basic),
-        "n_comp_valid": sum(b.comp_valid for b in basic),
+        "n_struct_valid": n_struct_valid,
+        "n_comp_valid": n_comp_valid,
         "n_struct_and_comp_valid": len(pool),
         "n_fingerprint_failed_in_draw": n_fp_failed,
         "n_eval": len(eval_idx),
@@ -507,8 +508,8 @@ def evaluate_detailed(
         "n_fingerprint_time_limit": sum(r.cnn_time_limit is not None for r in rich.values()),
         "n_un_time_limit": len(un_errors),
         "intervals_95": {
-            "structural_validity": M.wilson_interval(sum(b.struct_valid for b in basic), len(basic)),
-            "compositional_validity": M.wilson_interval(sum(b.comp_valid for b in basic), len(basic)),
+            "structural_validity": M.wilson_interval(n_struct_valid, len(basic)),
+            "compositional_validity": M.wilson_interval(n_comp_valid, len(basic)),
             "un_rate": M.wilson_interval(len(un_members), len(un_idx)),
         },
         "config": {

@@ -431,21 +431,22 @@ def evaluate_stability(
     ref_eh = reference_sanity(hull, cfg, cache)
     ref_ok = np.isfinite(ref_eh)
     n = len(recs)
+    n_stable, n_stable0, n_kept = int(stable.sum()), int(stable0.sum()), sum(kept)
     report: dict[str, Any] = {
-        "stable_rate": _pct(int(stable.sum()), n),
-        "stable_rate_0": _pct(int(stable0.sum()), n),
-        "sun_rate": _pct(int(stable.sum()), n_draw),
-        "sun_rate_0": _pct(int(stable0.sum()), n_draw),
+        "stable_rate": _pct(n_stable, n),
+        "stable_rate_0": _pct(n_stable0, n),
+        "sun_rate": _pct(n_stable, n_draw),
+        "sun_rate_0": _pct(n_stable0, n_draw),
         "relax_rmsd_median": float(np.median(rmsds)) if rmsds else None,
-        "sg_kept_rate": _pct(sum(kept), len(kept)),
+        "sg_kept_rate": _pct(n_kept, len(kept)),
     }
     report["stability_meta"] = {
         "label": cfg.label,
         "potential": cfg.potential_id,
         "n_evaluated": n,
         "n_draw": n_draw,
-        "n_stable": int(stable.sum()),
-        "n_stable_0": int(stable0.sum()),
+        "n_stable": n_stable,
+        "n_stable_0": n_stable0,
         "n_relaxed": len(relaxed),
         "n_failed": int(sum(bool(e) for e in errors)),
         "n_time_limit": sum(r.time_limit is not None for r in recs),
@@ -453,11 +454,11 @@ def evaluate_stability(
         "n_space_group_compared": len(kept),
         "e_hull_median": float(np.nanmedian(e_hull)) if ok.any() else None,
         "intervals_95": {
-            "stable_rate": wilson_interval(int(stable.sum()), n),
-            "stable_rate_0": wilson_interval(int(stable0.sum()), n),
-            "sun_rate": wilson_interval(int(stable.sum()), n_draw),
-            "sun_rate_0": wilson_interval(int(stable0.sum()), n_draw),
-            "sg_kept_rate": wilson_interval(sum(kept), len(kept)),
+            "stable_rate": wilson_interval(n_stable, n),
+            "stable_rate_0": wilson_interval(n_stable0, n),
+            "sun_rate": wilson_interval(n_stable, n_draw),
+            "sun_rate_0": wilson_interval(n_stable0, n_draw),
+            "sg_kept_rate": wilson_interval(n_kept, len(kept)),
         },
         "relax_seconds": relax_time_split(recs),
         "config": {
