@@ -186,7 +186,8 @@ def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
         for key, (lo, hi) in iv.items():
             assert lo <= row["values"][key] <= hi, (row["label"], key)
         lo, hi = iv["stable_rate"]
-        line = next(ln for ln in md.splitlines() if ln.startswith(f"- {row['label']}, 95 % Wilson intervals"))
+        line = next(ln for ln in md.splitlines()
+                    if ln.startswith(f"- {row['label']}, 95 % Wilson intervals of the rates:"))
         assert f"Stable [{render.fmt(lo, 1)}, {render.fmt(hi, 1)}] %" in line
 
 
@@ -194,3 +195,39 @@ def test_stability_intervals_prefer_the_reports_own():
     build = _load_report_script("build")
     rep = {"stability_meta": {"intervals_95": {"stable_rate": [1.0, 2.0]}}}
     assert build.stability_intervals(rep) == {"stable_rate": [1.0, 2.0]}
+
+
+def test_table1_rate_intervals_are_the_wilson_intervals_of_the_eval_counts():
+    """Our Table 1 rows and the data row carry the 95 % Wilson intervals of their crystal-eval report's counts
+    (validity over all samples, U.N. over the valid draw), each contains its rate, and the page prints them."""
+    from crystal_eval.metrics import wilson_interval
+
+    committed = json.loads((ROOT / "docs" / "results.json").read_text())
+    md = render.render(committed)
+    rows = [r for r in committed["table"]["rows"] if r.get("key") in committed["evals"]]
+    assert {r["key"] for r in rows} == {"seed0", "mindist", "data"}
+    for row in rows:
+        m = committed["evals"][row["key"]]["report"]["meta"]
+        iv = row["intervals_95"]
+        assert iv["structural_validity"] == pytest.approx(wilson_interval(m["n_struct_valid"], m["n_samples"]))
+        assert iv["compositional_validity"] == pytest.approx(wilson_interval(m["n_comp_valid"], m["n_samples"]))
+        assert iv["un_rate"] == pytest.approx(wilson_interval(m["n_unique_and_novel"], m["n_un"]))
+        for key, (lo, hi) in iv.items():
+            assert lo <= row["values"][key] <= hi, (row["label"], key)
+        lo, hi = iv["un_rate"]
+        line = next(ln for ln in md.splitlines()
+                    if ln.startswith(f"- {row['label']}, 95 % Wilson intervals of the Table 1 rates:"))
+        assert f"U.N. [{render.fmt(lo, 1)}, {render.fmt(hi, 1)}] %" in line
+
+
+def test_table1_intervals_prefer_the_reports_own_and_print_only_when_present(report):
+    build = _load_report_script("build")
+    own = {"meta": {"intervals_95": {"un_rate": [1.0, 2.0], "other": [0.0, 1.0]}}}
+    assert build.table_intervals(own) == {"un_rate": [1.0, 2.0]}
+    assert render.table1_intervals(report) == []  # the fixture's rows carry none
+    report["table"]["rows"][0]["intervals_95"] = {"structural_validity": [12.25, 13.75], "un_rate": None}
+    lines = render.table1_intervals(report)
+    title = report["table"]["columns"][0]["title"].removesuffix(" %")
+    assert lines == [f"- {report['table']['rows'][0]['label']}, 95 % Wilson intervals of the Table 1 rates: "
+                     f"{title} [12.2, 13.8] %."]
+    assert lines[0] in render.render(report)

@@ -442,10 +442,11 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         v = {k: evals[key].get(k) for k, *_ in COLUMNS}
         v["seconds_per_500"] = sets[key][1]["seconds_per_500"]
         rows.append({"key": key, "label": SETS[key][2], "protocol": "MP-20 available-subset protocol" if not full
-                     else "full MP-20 protocol (ours)", "group": "ours", "values": v})
+                     else "full MP-20 protocol (ours)", "group": "ours", "values": v,
+                     "intervals_95": table_intervals(evals[key])})
     v = {k: evals["data"].get(k) for k, *_ in COLUMNS}
     rows.append({"key": "data", "label": "data (test rows as samples)", "protocol": rows[0]["protocol"],
-                 "group": "data", "values": v})
+                 "group": "data", "values": v, "intervals_95": table_intervals(evals["data"])})
     rows += prow
     ev_conf = evals["seed0"]["meta"]["config"]
     ref = evals["data"]["meta"]["reference"]
@@ -520,6 +521,26 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+TABLE_INTERVAL_KEYS = ("structural_validity", "compositional_validity", "un_rate")
+
+
+def table_intervals(rep: dict[str, Any]) -> dict[str, list[float] | None]:
+    """95 % Wilson intervals of a crystal-eval report's Table 1 rates (structural and compositional validity over
+    all samples, U.N. over the valid draw): the report's own ``meta.intervals_95``, or, for a report written before
+    crystal-eval recorded them, the same intervals from its counts."""
+    from crystal_eval.metrics import wilson_interval
+
+    m = rep["meta"]
+    if m.get("intervals_95"):
+        return {k: (list(v) if v else None) for k, v in m["intervals_95"].items() if k in TABLE_INTERVAL_KEYS}
+    counts = {
+        "structural_validity": (m["n_struct_valid"], m["n_samples"]),
+        "compositional_validity": (m["n_comp_valid"], m["n_samples"]),
+        "un_rate": (m["n_unique_and_novel"], m["n_un"]),
+    }
+    return {k: (list(iv) if (iv := wilson_interval(*c)) else None) for k, c in counts.items()}
+
+
 STABILITY_JSONS = (  # committed crystal-eval --stability reports, each with the command that produced it
     Path(__file__).resolve().parent / "samples-stability.json",
     Path(__file__).resolve().parent / "data-row-stability.json",
@@ -570,14 +591,18 @@ def stability_section() -> dict[str, Any]:
 
 def refresh_committed(out_dir: Path) -> None:
     """Replace the sections of ``out_dir/results.json`` that are read from committed files (the crystal-eval
-    ``--stability`` reports, :func:`stability_section`; the stabiliser ablations, :func:`ablation_section`) and
-    render ``results.md`` again; every other value is kept."""
+    ``--stability`` reports, :func:`stability_section`; the stabiliser ablations, :func:`ablation_section`), derive
+    Table 1's rate intervals from the crystal-eval reports the JSON holds (:func:`table_intervals`) and render
+    ``results.md`` again; every other value is kept."""
     path = out_dir / "results.json"
     if not path.is_file():
         raise ReportError(f"{path}: no report to refresh; run the whole session first")
     report = json.loads(path.read_text())
     report["stability"] = stability_section()
     report["nll"]["ablations"] = ablation_section()
+    for row in report["table"]["rows"]:  # Table 1's rate intervals, from the crystal-eval reports the JSON holds
+        if row.get("key") in report.get("evals", {}):
+            row["intervals_95"] = table_intervals(report["evals"][row["key"]]["report"])
     path.write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out_dir / "results.md").write_text(render.render(json.loads(path.read_text())))
     log(f"refreshed the stability section of {path} ({len(report['stability']['rows'])} row(s)), the ablations "

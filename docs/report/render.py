@@ -61,6 +61,19 @@ def table1(rep: Mapping[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def table1_intervals(rep: Mapping[str, Any]) -> list[str]:
+    """One line per Table 1 row that carries ``intervals_95`` (our rows and the data row): the 95 % Wilson
+    intervals of its rates, named by their column titles."""
+    cols = {c["key"]: c["title"].removesuffix(" %") for c in rep["table"]["columns"]}
+    out = []
+    for r in rep["table"]["rows"]:
+        iv = r.get("intervals_95") or {}
+        parts = [f"{cols.get(k, k)} [{fmt(v[0], 1)}, {fmt(v[1], 1)}] %" for k, v in iv.items() if v]
+        if parts:
+            out.append(f"- {r['label']}, 95 % Wilson intervals of the Table 1 rates: {', '.join(parts)}.")
+    return out
+
+
 HEADLINE_ROWS = ("seed0", "data", "paper:WyckoffAUGen")
 
 
@@ -132,6 +145,7 @@ def render(rep: Mapping[str, Any]) -> str:
           f"{ev['conventions']}", ""]
     for note in rep["table"]["notes"]:
         L.append(f"- {note}")
+    L += table1_intervals(rep)
     st = rep["stability"]
     L += ["", f"Stability columns: {st['status']}; {st['reason']}", ""]
     if st.get("rows"):
