@@ -164,6 +164,32 @@ def test_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: l
     assert not Path("never.png").exists()
 
 
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["canonicalize", "x.cif", "--symprec", "-1"], "must be a positive number"),
+    (["canonicalize", "x.cif", "--symprec", "nan"], "must be a positive number"),
+    (["canonicalize", "x.cif", "--angle-tolerance", "-5"], "must be a positive number"),
+    (["plot", "225", "--dpi", "0"], "must be a positive integer"),
+])
+def test_bad_numbers_are_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_plot_with_an_unknown_suffix_names_the_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_main(capsys, "plot", "2", "-o", str(tmp_path / "asu.unknownext"))
+    assert rc == 2 and out == "" and "'.unknownext'" in err and ".png" in err and "Traceback" not in err
+    assert not (tmp_path / "asu.unknownext").exists()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from asu_geometry import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"asu-geometry {__version__}"
+
+
 def test_plot_to_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run_main(capsys, "plot", "2", "-o", str(tmp_path / "no" / "such" / "dir.png"), "--dpi", "30")
     assert rc == 2 and err.startswith("asu-geometry: error:")

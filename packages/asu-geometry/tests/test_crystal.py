@@ -230,6 +230,52 @@ def test_unreadable_cif(tmp_path):
         ag.read_structure(tmp_path / "missing.cif")
     with pytest.raises(CifReadError):
         ag.structure_from_cif_string("garbage")
+    with pytest.raises(CifReadError, match="is a folder"):
+        ag.read_structure(tmp_path)
+    with pytest.raises(CifReadError, match="empty"):
+        ag.structure_from_cif_string("  \n")
+
+
+ONE_ATOM_CIF = """data_x
+_cell_length_a 4.0
+_cell_length_b {b}
+_cell_length_c 4.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+ _atom_site_label
+ _atom_site_type_symbol
+ _atom_site_fract_x
+ _atom_site_fract_y
+ _atom_site_fract_z
+ _atom_site_occupancy
+{sites}
+"""
+
+
+@pytest.mark.parametrize(("b", "sites", "reason"), [
+    ("4.0", " Cu1 Cu 0 0 0 1\n Cu2 Cu 0 0 0 1", "Occupancy 2.0 exceeded tolerance"),  # two atoms on one spot
+    ("0.0", " Cu1 Cu 0 0 0 1", "Singular matrix"),  # a zero cell edge
+])
+def test_unreadable_cif_names_the_parsers_reason(tmp_path, b, sites, reason):
+    """pymatgen gives the real reason only as a warning; the error repeats it instead of just 'no structures'."""
+    path = tmp_path / "bad.cif"
+    path.write_text(ONE_ATOM_CIF.format(b=b, sites=sites))
+    with pytest.raises(CifReadError, match=reason):
+        ag.read_structure(path)
+    with pytest.raises(CifReadError, match=reason):
+        ag.structure_from_cif_string(path.read_text())
+
+
+@pytest.mark.parametrize(("symprec", "angle"), [(-1.0, 5.0), (0.0, 5.0), (float("nan"), 5.0), (float("inf"), 5.0),
+                                                (0.1, float("nan"))])
+def test_bad_tolerances_raise_instead_of_crashing_spglib(symprec, angle):
+    """spglib kills the process on a negative or NaN symprec; to_asu refuses it first."""
+    s = Structure(Lattice.cubic(3.6), ["Cu"], [[0, 0, 0]])
+    with pytest.raises(ValueError, match="symprec" if angle == 5.0 else "angle_tolerance"):
+        ag.to_asu(s, symprec=symprec, angle_tolerance=angle)
 
 
 def test_invalid_asu_crystal_fields():

@@ -82,8 +82,14 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from .plot import save_asu_plot
 
     out = Path(args.output) if args.output else Path(f"asu{args.space_group}.png")
-    save_asu_plot(args.space_group, out, dpi=args.dpi, labels=not args.no_labels,
-                  elev=args.elev, azim=args.azim)
+    try:
+        save_asu_plot(args.space_group, out, dpi=args.dpi, labels=not args.no_labels,
+                      elev=args.elev, azim=args.azim)
+    except ValueError as exc:  # an unknown picture format or a bad dpi (group errors are AsuGeometryError)
+        if isinstance(exc, AsuGeometryError):
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     print(f"wrote {out}")
     return 0
 
@@ -95,12 +101,35 @@ def _space_group_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"space group must be an integer 1..230, got {text!r}") from None
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Exact asymmetric units and Wyckoff shapes of the 230 space groups, "
                     "and a crystal <-> ASU codec.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"asu-geometry {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("show", help="print the exact ASU and every Wyckoff shape of a space group",
@@ -115,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "representation as JSON: one description per crystal, whatever the cell, "
                                    "origin, frame or site order of the file.")
     p.add_argument("file", metavar="FILE", help="structure file, e.g. a CIF")
-    p.add_argument("--symprec", type=float, default=0.1,
+    p.add_argument("--symprec", type=_positive_float, default=0.1,
                    help="spglib distance tolerance in Angstrom (default 0.1)")
-    p.add_argument("--angle-tolerance", type=float, default=5.0,
+    p.add_argument("--angle-tolerance", type=_positive_float, default=5.0,
                    help="spglib angle tolerance in degrees (default 5)")
     p.add_argument("--raw", action="store_true",
                    help="spglib's standardised description instead of the normal form (debugging)")
@@ -128,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "coloured by dimension: points, segments and polygons.")
     p.add_argument("space_group", type=_space_group_arg, metavar="SG", help="space-group number 1..230")
     p.add_argument("-o", "--output", metavar="PATH", help="output file (default asu<SG>.png)")
-    p.add_argument("--dpi", type=int, default=150, help="resolution (default 150)")
+    p.add_argument("--dpi", type=_positive_int, default=150, help="resolution (default 150)")
     p.add_argument("--elev", type=float, default=22.0, help="view elevation in degrees (default 22)")
     p.add_argument("--azim", type=float, default=-58.0, help="view azimuth in degrees (default -58)")
     p.add_argument("--no-labels", action="store_true", help="do not annotate Wyckoff labels")

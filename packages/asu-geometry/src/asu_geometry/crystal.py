@@ -404,6 +404,10 @@ def to_asu_cell(lattice: Any, frac: Any, numbers: Sequence[int], symprec: float 
     basis vectors as rows (Angstrom), ``frac`` (n, 3) fractional coordinates and ``numbers`` (n,) atomic
     numbers. ``to_asu(structure)`` is ``to_asu_cell(structure.lattice.matrix, structure.frac_coords, Z)``: the
     same arrays give the same result, bit for bit."""
+    if not 0 < symprec < math.inf:  # spglib crashes the process on a negative or NaN tolerance
+        raise ValueError(f"symprec must be a positive distance in Angstrom, got {symprec}")
+    if not math.isfinite(angle_tolerance):  # a negative one is spglib's "use its default"
+        raise ValueError(f"angle_tolerance must be a finite angle in degrees, got {angle_tolerance}")
     lattice = np.asarray(lattice, dtype=float)
     frac = np.asarray(frac, dtype=float)
     numbers = [int(z) for z in numbers]
@@ -499,31 +503,54 @@ def _canonical_crystal(g: Any, lattice: tuple[float, ...], means: np.ndarray, ty
     return AsuCrystal(g.number, lattice, sites, anchored=True)  # type: ignore[arg-type]
 
 
+def _parse_failure(exc: Exception, caught: Sequence[warnings.WarningMessage]) -> str:
+    """``(<Error>: <message>)`` of a failed pymatgen parse, followed by the reasons pymatgen only gave as warnings
+    (e.g. ``Occupancy 2.0 exceeded tolerance``, ``Singular matrix``): without them the error alone often says no
+    more than "no structures"."""
+    reasons: list[str] = []
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text and text not in reasons:
+            reasons.append(text)
+    summary = "Issues encountered while parsing CIF:"  # pymatgen's summary repeats the warnings before it
+    if any(not r.startswith(summary) for r in reasons):
+        reasons = [r for r in reasons if not r.startswith(summary)]
+    out = f"({type(exc).__name__}: {exc})"
+    if reasons:
+        out += "; the parser reported: " + "; ".join(r if len(r) <= 200 else r[:197] + "..." for r in reasons[:3])
+    return out
+
+
 def read_structure(path: str | Path) -> Any:
-    """Read a structure file (CIF or anything pymatgen reads); :class:`CifReadError` when that fails."""
+    """Read a structure file (CIF or anything pymatgen reads); :class:`CifReadError` when that fails, with the
+    reasons the parser gave (also those it only gave as warnings)."""
     from pymatgen.core import Structure
 
     path = Path(path)
+    if path.is_dir():
+        raise CifReadError(f"{path}: is a folder, not a structure file")
     if not path.is_file():
         raise CifReadError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             s = Structure.from_file(str(path))
-    except Exception as exc:  # pymatgen raises many types for malformed input
-        raise CifReadError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from exc
+        except Exception as exc:  # pymatgen raises many types for malformed input
+            raise CifReadError(f"{path}: cannot read a structure {_parse_failure(exc, caught)}") from exc
     if len(s) == 0:
         raise CifReadError(f"{path}: the file contains no atoms")
     return s
 
 
 def structure_from_cif_string(text: str) -> Any:
-    """Parse a CIF given as a string; :class:`CifReadError` when that fails."""
+    """Parse a CIF given as a string; :class:`CifReadError` when that fails (with the parser's reasons)."""
     from pymatgen.core import Structure
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    if not text.strip():
+        raise CifReadError("cannot parse CIF: the text is empty")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             return Structure.from_str(text, fmt="cif")
-    except Exception as exc:
-        raise CifReadError(f"cannot parse CIF ({type(exc).__name__}: {exc})") from exc
+        except Exception as exc:
+            raise CifReadError(f"cannot parse CIF {_parse_failure(exc, caught)}") from exc

@@ -14,6 +14,9 @@ class InvalidSpaceGroupError(AsuGeometryError, ValueError):
 class UnknownWyckoffPositionError(AsuGeometryError, KeyError):
     """A Wyckoff letter that the space group does not have."""
 
+    def __str__(self) -> str:  # the message as given, without the quotes KeyError puts around it
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
 
 class DisorderedStructureError(AsuGeometryError, ValueError):
     """The structure has partially occupied or mixed-species sites; an ASU crystal needs ordered sites."""

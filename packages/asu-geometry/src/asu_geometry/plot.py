@@ -108,7 +108,10 @@ def plot_asu(sg: int, ax: Any = None, labels: bool = True, elev: float = 22.0, a
 
 
 def save_asu_plot(sg: int, path: str | Path, dpi: int = 150, **kwargs: Any) -> Path:
-    """Render :func:`plot_asu` with the Agg backend and write it to ``path`` (format from the suffix)."""
+    """Render :func:`plot_asu` with the Agg backend and write it to ``path`` (format from the suffix).
+
+    Raises ``ValueError`` for a ``dpi`` that is not positive or a suffix matplotlib cannot write, before any
+    drawing."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,6 +119,14 @@ def save_asu_plot(sg: int, path: str | Path, dpi: int = 150, **kwargs: Any) -> P
 
     space_group(sg)  # validate before opening a figure
     path = Path(path)
+    if not dpi > 0:
+        raise ValueError(f"dpi must be positive, got {dpi}")
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise ValueError(f"{path}: cannot write a picture with suffix {path.suffix or '(none)'!r}; use one of "
+                         + ", ".join(f".{k}" for k in sorted(formats)))
     fig = plt.figure(figsize=(7.5, 6.5))
     ax = fig.add_subplot(projection="3d")
     try:
