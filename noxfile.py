@@ -136,12 +136,13 @@ def score(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def sample(session: nox.Session) -> None:
-    """Generate crystals with ``crystal-ar sample`` (default: 100 crystals from the shipped model into out/samples).
+    """Generate crystals with ``crystal-ar sample`` (default: 100 crystals from the shipped model into out/samples,
+    replacing an earlier run there).
 
     Arguments after ``--`` replace the defaults: ``nox -s sample -- -n 1000 --space-group 225 -o out/fcc``.
     """
     _install(session, *MODEL_STACK)
-    args = session.posargs or ["-n", "100", "-o", str(ROOT / "out" / "samples")]
+    args = session.posargs or ["-n", "100", "-o", str(ROOT / "out" / "samples"), "--overwrite"]
     session.run("crystal-ar", "sample", *args)
 
 
@@ -153,7 +154,8 @@ def generate_and_evaluate(session: nox.Session) -> None:
     _install(session, *MODEL_STACK, f"./{PACKAGES['crystal_eval']}")
     data = Path(os.environ.get("CRYSTAL_EVAL_DATA", str(ROOT.parent / "shared" / "data"))) / "mp_20_partial"
     out = ROOT / "out" / "generated"
-    session.run("crystal-ar", "sample", "-n", os.environ.get("N", "1000"), "-o", str(out), *session.posargs)
+    session.run("crystal-ar", "sample", "-n", os.environ.get("N", "1000"), "-o", str(out), "--overwrite",
+                *session.posargs)
     session.run("crystal-eval", str(out / "samples.extxyz"), "--train", str(data / "train.first1000.csv.xz"),
                 str(data / "val.partial.csv.xz"), "--test", str(data / "test.partial.csv.xz"),
                 "-o", str(out / "crystal-eval.json"), "--details", str(out / "crystal-eval-details.csv"))

@@ -157,7 +157,7 @@ def draw_samples(key: str, n: int, ckpt: Path, samples_dir: Path, work: Path, wo
     stem, extra, _ = SETS[key]
     out = work / f"sample-{stem}"
     cmd = [_exe("crystal-ar"), "sample", "-n", str(n), "--seed", "0", "--checkpoint", str(ckpt), "-o", str(out),
-           "--cif", "none", *extra]
+           "--overwrite", "--cif", "none", *extra]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     hw = hardware()

@@ -273,6 +273,12 @@ BAD = {
     "zero crystals": (["-n", "0"], "must be a positive integer"),
     "missing checkpoint": (["--checkpoint", "/nonexistent/run"], "CheckpointFormatError"),
     "cuda without a GPU": (["--device", "cuda"], "ConfigError: --device cuda"),
+    "empty space-group list": (["--space-group", ""], "no space group in ''"),
+    "empty element list": (["--elements", " , "], "no element in"),
+    "empty required list": (["--require-elements", ""], "no element in ''"),
+    "negative seed": (["--seed", "-1"], "must be an integer >= 0"),
+    "zero threads": (["--threads", "0"], "must be a positive integer"),
+    "not a number": (["--temperature", "warm"], "expected a number"),
 }
 PARTIAL_BAD = {
     "site off its position": ('{"space_group": 225, "sites": [{"element": "Na", "wyckoff": "a", '
@@ -310,6 +316,60 @@ def test_bad_partial_exits_2(cli: Cli, trained_run: Path, tmp_path: Path, case: 
               "-n", "2", "--partial", p, *extra)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0  # one line
+
+
+def test_output_folder_is_checked_before_sampling_and_never_overwritten_silently(
+        cli: Cli, trained_run: Path, tmp_path: Path) -> None:
+    base = ["sample", "--checkpoint", str(trained_run), "--no-progress", "-n", "2", "--workers", "0"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    for out, message in ((a_file, "exists and is not a folder"), (a_file / "sub", "cannot write there")):
+        r = cli(*base, "-o", str(out))
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert a_file.read_text() == "keep me"
+    out = tmp_path / "out"
+    assert cli(*base, "-o", str(out)).returncode == 0
+    first = (out / "samples.jsonl").read_bytes()
+    r = cli(*base, "--seed", "1", "-o", str(out))
+    assert r.returncode == 2 and "already holds an earlier run (samples.jsonl, samples.extxyz, cif)" in r.stderr
+    assert "--overwrite" in r.stderr and (out / "samples.jsonl").read_bytes() == first  # nothing lost
+    assert cli(*base, "--seed", "1", "-o", str(out), "--overwrite").returncode == 0
+    assert (out / "samples.jsonl").read_bytes() != first
+
+
+def test_score_checks_its_output_file_before_scoring(cli: Cli, trained_run: Path, tmp_path: Path) -> None:
+    from pymatgen.core import Lattice, Structure
+
+    cifs = [tmp_path / "CsCl.cif"]
+    Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(cifs[0]))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for target, message in ((tmp_path, "is a folder"), (a_file / "x.csv", "exists and is not a folder")):
+        r = cli("score", str(cifs[0]), "--checkpoint", str(trained_run), "-o", str(target))
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for flag, value, message in (("--symprec", "-1", "must be a positive number"),
+                                 ("--symprec", "nan", "must be a positive number"),
+                                 ("--workers", "-1", "must be an integer >= 0"),
+                                 ("--threads", "0", "must be a positive integer")):
+        r = cli("score", str(cifs[0]), "--checkpoint", str(trained_run), flag, value)
+        assert r.returncode == 2 and message in r.stderr, (flag, value, r.stderr)
+
+
+def test_score_names_the_file_and_row_of_a_bad_csv_cell(cli: Cli, trained_run: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "rows.csv"
+    csv.write_text('material_id,cif\nmp-1,\nmp-2,"data_x"\n')
+    r = cli("score", str(csv), "--checkpoint", str(trained_run))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{csv}: crystal mp-1: cannot parse CIF: the text is empty" in r.stderr and "--skip-invalid" in r.stderr
+
+
+def test_cache_folder_is_checked_before_converting(cli: Cli, tmp_path: Path) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    csv = tmp_path / "rows.csv"
+    csv.write_text("material_id,cif\n")
+    r = cli("preprocess", str(csv), "--cache-dir", str(a_file))
+    assert r.returncode == 2 and "cache folder" in r.stderr and "exists and is not a folder" in r.stderr, r.stderr
 
 
 def test_missing_partial_file(cli: Cli, trained_run: Path, tmp_path: Path) -> None:

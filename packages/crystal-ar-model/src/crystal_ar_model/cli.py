@@ -29,16 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     t.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
-    t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
-    t.add_argument("--max-rows", type=int, default=None, help="override train.max_train_rows")
-    t.add_argument("--seed", type=int, default=None, help="override train.seed")
+    t.add_argument("--epochs", type=_positive_int, default=None, help="override train.epochs")
+    t.add_argument("--max-rows", type=_positive_int, default=None, help="override train.max_train_rows")
+    t.add_argument("--seed", type=_nonnegative_int, default=None, help="override train.seed")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     pp = sub.add_parser("preprocess", help="convert CDVAE CSVs with to_asu into the cache; report failures")
     pp.add_argument("files", nargs="+", help="CDVAE CSV files (.csv, .csv.xz, .csv.gz)")
     pp.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
-    pp.add_argument("--workers", type=int, default=2, help="to_asu processes [2]")
-    pp.add_argument("--symprec", type=float, default=0.1)
-    pp.add_argument("--angle-tolerance", type=float, default=5.0)
+    pp.add_argument("--workers", type=_positive_int, default=2, help="to_asu processes [2]")
+    pp.add_argument("--symprec", type=_positive_float, default=0.1, help="spglib distance tolerance, Angstrom [0.1]")
+    pp.add_argument("--angle-tolerance", type=_positive_float, default=5.0,
+                    help="spglib angle tolerance, degrees [5]")
     g = sub.add_parser(
         "sample",
         help="generate crystals (exactly symmetric, under hard constraints, with their log-likelihoods)",
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=_positive_int, default=500,
                    help="crystals per vectorised batch; also the block size of the random stream [500]")
     g.add_argument("--checkpoint", default=None, help="checkpoint or run directory [the model shipped in the package]")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random stream [0]")
+    g.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the random stream [0]")
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs [cpu]")
     g.add_argument("--space-group", default=None,
                    help="allowed space groups: numbers and/or Hermann-Mauguin symbols, comma separated "
@@ -68,45 +69,111 @@ def _parser() -> argparse.ArgumentParser:
                    "Angstrom (at most 100 times) [off]")
     g.add_argument("--shard", default="0/1", type=_shard, help="draw shard i of n of the stream (i/n) [0/1]")
     g.add_argument("-o", "--out", required=True, help="output folder (samples.jsonl, samples.extxyz, cif/)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the samples of an earlier run in the output folder (without it, such a folder is "
+                   "refused)")
     g.add_argument("--cif", default="dir", choices=("dir", "zip", "none"), help="CIFs as OUT/cif/, OUT/cif.zip or none")
     g.add_argument("--workers", type=int, default=None,
                    help="worker processes; on the CPU each runs whole blocks (draw, normal forms, scores), on a GPU "
                    "they derive the normal forms (spglib) beside the sampler; 0: all in this process; every "
                    "choice writes the same files [CPU: the CPU count; GPU: CPU count - 1, at least 1]")
-    g.add_argument("--threads", type=int, default=1, help="torch threads [1]")
+    g.add_argument("--threads", type=_positive_int, default=1, help="torch threads [1]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = sub.add_parser("score", help="per-crystal, per-factor log-likelihoods as CSV")
     s.add_argument("input", help="a CIF file, a folder of CIFs, a CDVAE CSV or an extended-XYZ file of periodic "
                    "crystals (.extxyz/.xyz, e.g. samples.extxyz; read with ASE)")
     s.add_argument("--checkpoint", default=None, help="checkpoint or run directory [the model shipped in the package]")
     s.add_argument("-o", "--output", default=None, help="CSV file to write [stdout]")
-    s.add_argument("--symprec", type=float, default=0.1)
-    s.add_argument("--angle-tolerance", type=float, default=5.0)
+    s.add_argument("--symprec", type=_positive_float, default=0.1, help="spglib distance tolerance, Angstrom [0.1]")
+    s.add_argument("--angle-tolerance", type=_positive_float, default=5.0, help="spglib angle tolerance, degrees [5]")
     s.add_argument(
         "--skip-invalid",
         action="store_true",
         help="report and skip crystals that cannot be converted instead of failing",
     )
     s.add_argument(
-        "--workers", type=int, default=1, help="processes for scoring (and for to_asu with --skip-invalid on CSV input)"
+        "--workers", type=_nonnegative_int, default=1,
+        help="processes for scoring (and for to_asu with --skip-invalid on CSV input); 0 or 1: this process [1]",
     )
-    s.add_argument("--threads", type=int, default=1, help="torch threads [1: fastest for the small factors]")
+    s.add_argument("--threads", type=_positive_int, default=1, help="torch threads [1: fastest for the small factors]")
     s.add_argument("--float64", action="store_true", help="evaluate the model in double precision")
     return p
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    v = int(text)
+    v = _int(text)
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return v
 
 
+def _nonnegative_int(text: str) -> int:
+    v = _int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return v
+
+
 def _positive_float(text: str) -> float:
-    v = float(text)
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return v
+
+
+SAMPLE_OUTPUTS = ("samples.jsonl", "samples.extxyz", "cif", "cif.zip")
+"""What ``crystal-ar sample`` writes into its output folder."""
+
+
+def _writable_folder(out: Path, what: str = "output folder") -> None:
+    """Create ``out`` (and its parents) and check that a file can be written there (:class:`ConfigError` naming
+    ``what`` the folder is for)."""
+    import tempfile
+
+    from .errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{what} {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what} {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def check_sample_output(out: str | Path, overwrite: bool = False) -> None:
+    """Before any work: ``out`` is a folder this process can write, and holds no earlier run's samples unless
+    ``overwrite`` (nothing is replaced by accident). Raises :class:`.errors.ConfigError`."""
+    from .errors import ConfigError
+
+    out = Path(out)
+    earlier = [name for name in SAMPLE_OUTPUTS if (out / name).exists()] if out.is_dir() else []
+    if earlier and not overwrite:
+        raise ConfigError(f"output folder {out} already holds an earlier run ({', '.join(earlier)}); pass --overwrite "
+                          "to replace it, or choose another folder")
+    _writable_folder(out)
+
+
+def check_output_file(path: str | Path) -> None:
+    """Before any work: ``path`` can be written as a file (its folder is created). Raises
+    :class:`.errors.ConfigError`."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"output file {path}: is a folder")
+    _writable_folder(path.parent, f"output file {path}: its folder")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -127,6 +194,7 @@ def _sample(args: argparse.Namespace) -> int:
     from .generate import SampleRun, SampleSettings, checkpoint_sha256
     from .score import load_model
 
+    check_sample_output(args.out, args.overwrite)
     torch.set_num_threads(args.threads)
     import os
 
@@ -153,6 +221,7 @@ def _train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = Config.load(args.config)
+    _cache_folder(args.cache_dir)
     if args.epochs is not None:
         cfg.train.epochs = args.epochs
     if args.max_rows is not None:
@@ -172,9 +241,17 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_folder(cache_dir: str | None) -> None:
+    """The processed-data cache folder can be written (checked before any conversion)."""
+    from .data import default_cache_dir
+
+    _writable_folder(Path(cache_dir) if cache_dir else default_cache_dir(), "cache folder")
+
+
 def _preprocess(args: argparse.Namespace) -> int:
     from .data import load_csv
 
+    _cache_folder(args.cache_dir)
     for f in args.files:
         _, rep = load_csv(f, args.cache_dir, args.symprec, args.angle_tolerance, args.workers, progress=True)
         print(rep.summary())
@@ -188,6 +265,8 @@ def _score(args: argparse.Namespace) -> int:
 
     from .score import score_path
 
+    if args.output:
+        check_output_file(args.output)
     torch.set_num_threads(args.threads)
     df = score_path(
         args.input,
@@ -216,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _train, "score": _score, "preprocess": _preprocess, "sample": _sample}[args.command](args)
     except (CrystalARError, AsuGeometryError) as exc:
+        print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder that cannot be read or written (e.g. a cache folder path is a file)
         print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 

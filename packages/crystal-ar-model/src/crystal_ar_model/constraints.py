@@ -259,10 +259,10 @@ def build_constraints(
 ) -> SamplingConstraints:
     """Parse the CLI strings into validated :class:`SamplingConstraints` (raises :class:`ConstraintError`)."""
     return SamplingConstraints(
-        space_groups=parse_space_groups(space_group) if space_group else None,
-        elements=parse_elements(elements) if elements else None,
-        required=parse_elements(require_elements) if require_elements else (),
-        partial=read_partial(partial) if partial else None,
+        space_groups=parse_space_groups(space_group) if space_group is not None else None,
+        elements=parse_elements(elements) if elements is not None else None,
+        required=parse_elements(require_elements) if require_elements is not None else (),
+        partial=read_partial(partial) if partial is not None else None,
         max_atoms=max_atoms,
     )
 

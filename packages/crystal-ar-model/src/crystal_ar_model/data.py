@@ -298,7 +298,7 @@ def read_cdvae_csv(path: str | Path) -> tuple[list[str], list[str]]:
         ids = [str(x) for x in df["material_id"]]
     else:
         ids = [f"row{i}" for i in range(len(df))]
-    return ids, [str(c) for c in df["cif"]]
+    return ids, ["" if pd.isna(c) else str(c) for c in df["cif"]]  # an empty cell is an empty CIF, not "nan"
 
 
 def default_cache_dir() -> Path:

@@ -197,11 +197,19 @@ def score_path(
 ) -> pd.DataFrame:
     """Load the checkpoint (default: the shipped model), read and convert the input, and score it (in float64
     with ``float64``)."""
+    import asu_geometry as ag
+
     model, _ = load_model(checkpoint)
     if float64:
         model = model.double()
     ids, items = read_input(path)
-    crystals, report = to_crystals(ids, items, symprec, angle_tolerance, strict, workers)
+    try:
+        crystals, report = to_crystals(ids, items, symprec, angle_tolerance, strict, workers)
+    except (ag.AsuGeometryError, CrystalARError) as exc:
+        if len(items) == 1 and not Path(path).is_dir():
+            raise
+        # a CSV row, extxyz frame or file of a folder: name the input it came from and the way around
+        raise type(exc)(f"{path}: crystal {exc} (crystal-ar score --skip-invalid scores the others)") from exc
     if report.failures:
         print(f"crystal-ar score: {report.summary()}", file=sys.stderr)
         for ident, why in report.failures:
