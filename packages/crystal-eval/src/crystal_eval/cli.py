@@ -4,12 +4,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sqlite3
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from crystal_eval.cache import ENV_VAR
+from crystal_eval.io import InputError
 from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
+
+
+def _number(text: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:
+    try:
+        v = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
+            from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, lambda v: 0 < v < math.inf, "a positive number")
+
+
+def _nonnegative_float(text: str) -> float:
+    return _number(text, float, lambda v: 0 <= v < math.inf, "a number >= 0")
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def _nonnegative_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def _subset_arg(text: str) -> tuple[str, str]:
@@ -21,12 +53,15 @@ def _subset_arg(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``crystal-eval``."""
+    from crystal_eval import __version__
+
     p = argparse.ArgumentParser(
         prog="crystal-eval",
         description="MP-20 generative metrics (Table 1) for any model's crystals: validity, U.N. rate, "
         "Wasserstein distances of density and N_el, JS distances of space groups and Wyckoff dimensions, "
         "CMD of CrystalNN fingerprints, structural and compositional diversity.",
     )
+    p.add_argument("--version", action="version", version=f"crystal-eval {__version__}")
     p.add_argument(
         "samples",
         help="generated crystals: a folder or .zip of CIFs, an .extxyz file, a .jsonl file of records "
@@ -42,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="report.json", help="JSON report path (default: report.json)")
     p.add_argument("--details", help="write a per-crystal CSV (validity, errors, subsets, U/N flags)")
     p.add_argument("--plots", help="folder for PNGs: space groups, N_el and density, samples vs test")
-    p.add_argument("--seed", type=int, default=0, help="seed of the valid-subset draw (default 0)")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the valid-subset draw (default 0)")
     p.add_argument("--n-un", type=int, default=1000, help="valid crystals drawn for U.N. (default 1000)")
     p.add_argument(
         "--n-eval",
@@ -60,12 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "unique-and-novel crystals of the valid draw, as in the paper), valid (the whole valid draw) or all "
         "(every built crystal); un_rate takes valid (default) or all; repeatable, e.g. --subset cmd_crystalnn=valid",
     )
-    p.add_argument("--symprec", type=float, default=0.1, help="spglib symprec for space groups/Wyckoff (0.1)")
-    p.add_argument("--angle-tolerance", type=float, default=5.0, help="spglib angle tolerance, degrees (5)")
-    p.add_argument("--cmd-moments", type=int, default=50, help="highest CMD moment (50)")
+    p.add_argument("--symprec", type=_positive_float, default=0.1,
+                   help="spglib symprec for space groups/Wyckoff (0.1)")
+    p.add_argument("--angle-tolerance", type=_positive_float, default=5.0, help="spglib angle tolerance, degrees (5)")
+    p.add_argument("--cmd-moments", type=_positive_int, default=50, help="highest CMD moment (50)")
     p.add_argument(
         "--time-limit",
-        type=float,
+        type=_nonnegative_float,
         default=DEFAULT_TIME_LIMIT,
         metavar="SECONDS",
         help=f"per-crystal limit for the CrystalNN fingerprint and for the StructureMatcher work (default "
@@ -102,10 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         "crystal_eval Potential, e.g. ase.calculators.emt:EMT or a function of your own (importable: installed or on "
         "PYTHONPATH; one call checks it before any work, then each worker process calls it once)",
     )  # fmt: skip
-    st.add_argument("--relax-fmax", type=float, default=0.05, help="FIRE force threshold, eV/Å (0.05)")
-    st.add_argument("--relax-steps", type=int, default=300, help="FIRE step cap (300)")
+    st.add_argument("--relax-fmax", type=_positive_float, default=0.05, help="FIRE force threshold, eV/Å (0.05)")
+    st.add_argument("--relax-steps", type=_positive_int, default=300, help="FIRE step cap (300)")
     st.add_argument(
-        "--relax-time-limit", type=float, default=60.0, metavar="SECONDS",
+        "--relax-time-limit", type=_nonnegative_float, default=60.0, metavar="SECONDS",
         help="per-crystal relaxation time limit (60; 0 = none); past it the crystal is not stable",
     )  # fmt: skip
     st.add_argument(
@@ -118,12 +154,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="scale each crystal's lattice isotropically to its lowest-energy volume before FIRE (a few single "
         "points); faster for generated crystals far from equilibrium, but a crystal may end in another local minimum",
     )  # fmt: skip
-    p.add_argument("--jobs", type=int, default=0, help="worker processes (default 0 = all cores)")
+    p.add_argument("--jobs", type=_nonnegative_int, default=0, help="worker processes (default 0 = all cores)")
     p.add_argument("--cache-dir", help=f"feature cache folder (default ${ENV_VAR} or ~/.cache/crystal-eval)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--label", default="samples", help="row label in the printed table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what}: {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def _check_outputs(report: Path, details: str | None, plots: str | None) -> None:
+    """The report and details files and the plots folder can be written (their folders are created);
+    :class:`~crystal_eval.io.InputError` otherwise."""
+    for path, what in ((report, "-o"), (Path(details) if details else None, "--details")):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise InputError(f"{what} {path}: is a folder, not a file")
+        _writable_folder(path.parent, f"{what} {path}")
+    if plots:
+        _writable_folder(Path(plots), f"--plots {plots}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format_intervals,
         format_table,
     )
-    from crystal_eval.io import InputError, load_items
+    from crystal_eval.io import load_items
 
     try:
         stability = None
@@ -185,22 +245,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
         )
         cfg.validate()
-        cache = FeatureCache(None if args.no_cache else (args.cache_dir or "default"))
+        out = Path(args.output)
+        _check_outputs(out, args.details, args.plots)  # before any work: nothing computed is lost on a bad path
+        try:
+            cache = FeatureCache(None if args.no_cache else (args.cache_dir or "default"))
+        except (OSError, sqlite3.Error) as exc:
+            raise InputError(f"cache folder {args.cache_dir or '(default)'}: cannot use it ({exc})") from None
         samples = load_items(args.samples, pt_sampling=args.pt_sampling)
         result = evaluate_detailed(samples, args.train, args.test, cfg, cache)
     except (InputError, ValueError) as exc:
         print(f"crystal-eval: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.report, indent=2) + "\n")
-    if args.details:
-        Path(args.details).parent.mkdir(parents=True, exist_ok=True)
-        result.details.to_csv(args.details, index=False)
-    if args.plots:
-        from crystal_eval.plots import write_plots
+    try:
+        out.write_text(json.dumps(result.report, indent=2) + "\n")
+        if args.details:
+            result.details.to_csv(args.details, index=False)
+        if args.plots:
+            from crystal_eval.plots import write_plots
 
-        write_plots(result.plot_data, args.plots, args.label)
+            write_plots(result.plot_data, args.plots, args.label)
+    except OSError as exc:  # checked above; only a folder that changed meanwhile gets here
+        print(f"crystal-eval: error: cannot write the results ({exc})", file=sys.stderr)
+        return 2
     print(format_table(result.report, args.label))
     meta = result.report["meta"]
     print(

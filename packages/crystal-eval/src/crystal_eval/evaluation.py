@@ -215,6 +215,10 @@ class TestReference:
     time_limit: float | None = None  # the limit in force when they were computed
 
 
+def _paths(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
 def test_reference(
     paths: str | Path | Sequence[str | Path], cfg: EvalConfig | None = None, cache: FeatureCache | None = None
 ) -> TestReference:
@@ -345,9 +349,9 @@ def evaluate_detailed(
     items = _as_items(samples)
     if not items:
         raise InputError("no generated crystals to evaluate")
-    # Read the references first so a missing file fails fast.
-    trainref = train_reference(train, cfg, cache)
-    testref = test_reference(test, cfg, cache)
+    for path in [*_paths(train), *_paths(test)]:  # a missing reference file fails before any work
+        if not Path(path).is_file():
+            raise InputError(f"reference file not found: {path}")
     warnings_: list[str] = []
 
     keys = [item_key(it) for it in items]
@@ -360,6 +364,17 @@ def evaluate_detailed(
         cfg,
         "validity",
     )
+    unbuilt = [b for b in basic if not b.constructed]
+    if unbuilt:  # they count as not valid (a model's unreadable output); the user hears of it, e.g. a wrong file
+        some = "none" if len(unbuilt) == len(basic) else f"{len(basic) - len(unbuilt)}"
+        warnings_.append(f"{len(unbuilt)} of {len(basic)} samples could not be built as crystals and count as not "
+                         f"valid; {some} could (reasons in --details; the first: "
+                         f"{unbuilt[0].error or 'unknown reason'})")
+    trainref = train_reference(train, cfg, cache)
+    testref = test_reference(test, cfg, cache)
+    if testref.n_failed:
+        warnings_.append(f"{testref.n_failed} of the test rows could not be read and are left out of the reference "
+                         "distributions")
     rich_prefix = f"rich:{_params_key(cfg.symprec, cfg.angle_tolerance, cfg.cnn_symmetry_reduce)}"
     rich_func = partial(
         _work_rich,

@@ -259,9 +259,19 @@ def _read_jsonl(path: Path) -> list[Item]:
             items.append(Item(name, None, f"bad JSON on line {k + 1}: {exc}"))
             continue
         if isinstance(rec, dict):
+            fmt = str(rec.get("@format", ""))
+            if fmt.startswith(ASU_RECORD_FORMATS) and "cif" not in rec and "lattice" not in rec:
+                raise InputError(
+                    f"{path}: line {k + 1} is an asymmetric-unit record ({fmt}), e.g. of `crystal-ar sample`, which "
+                    "crystal-eval does not expand; evaluate the conventional cells written beside it (samples.extxyz "
+                    "or the cif/ folder of the same run)")
             name = str(rec.get("id", rec.get("name", rec.get("material_id", name))))
         items.append(Item(name, rec))
     return items
+
+
+ASU_RECORD_FORMATS = ("crystal-ar-sample/", "asu-crystal/")
+"""``@format`` prefixes of asymmetric-unit records (crystal-ar's samples.jsonl, asu-geometry's AsuCrystal JSON)."""
 
 
 PT_KEYS = ("frac_coords", "num_atoms", "atom_types", "lengths", "angles")
