@@ -189,3 +189,22 @@ def test_stabiliser_switches_change_exactly_their_term(trained_run: Path, cache_
     assert loss(dataclasses.replace(off, rebalance_factors=["lattice", "wyckoff"]))[0] == pytest.approx(plain, rel=1e-6)
     assert loss(dataclasses.replace(off, z_loss=1e-2))[0] > plain
     assert loss(dataclasses.replace(off, atom_noise=0.5))[1] != nll
+
+
+def test_a_run_directory_with_checkpoints_is_never_restarted_silently(
+    cli, trained_run: Path, config_file: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """Without --resume or --overwrite, training into a run directory that holds checkpoints is refused before any
+    work (exit 2), and the run is left as it was."""
+    before = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()}
+    base = ["train", "--config", str(config_file), "--data", str(TRAIN_FIXTURE), "--cache-dir", str(cache_dir),
+            "--no-progress"]
+    r = cli(*base, "--out", str(trained_run))
+    assert r.returncode == 2 and "already holds a training run" in r.stderr and "--resume" in r.stderr, r.stderr
+    r = cli(*base, "--out", str(trained_run), "--resume", "--overwrite")
+    assert r.returncode == 2 and "choose one" in r.stderr
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    r = cli(*base, "--out", str(a_file))
+    assert r.returncode == 2 and "run directory" in r.stderr and "not a folder" in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()} == before

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder with the preset's CSV files")
     t.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start again in a run directory that holds checkpoints (without it, or --resume, such a "
+                   "directory is refused)")
     t.add_argument("--cache-dir", default=None, help="processed-data cache [$CRYSTAL_AR_CACHE or ~/.cache/crystal-ar]")
     t.add_argument("--epochs", type=_positive_int, default=None, help="override train.epochs")
     t.add_argument("--max-rows", type=_positive_int, default=None, help="override train.max_train_rows")
@@ -217,11 +220,20 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .checkpoint import resolve_checkpoint
     from .config import Config
+    from .errors import ConfigError
     from .train import train
 
     cfg = Config.load(args.config)
     _cache_folder(args.cache_dir)
+    out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite starts it again: choose one")
+    if not (args.resume or args.overwrite) and out.is_dir() and resolve_checkpoint(out) is not None:
+        raise ConfigError(f"run directory {out} already holds a training run ({resolve_checkpoint(out)}); pass "
+                          "--resume to continue it, --overwrite to start again there, or choose another directory")
+    _writable_folder(out, "run directory")
     if args.epochs is not None:
         cfg.train.epochs = args.epochs
     if args.max_rows is not None:
