@@ -376,6 +376,12 @@ def test_missing_partial_file(cli: Cli, trained_run: Path, tmp_path: Path) -> No
     r = cli("sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "o"), "--partial",
               str(tmp_path / "none.json"))
     assert r.returncode == 2 and "ConstraintError" in r.stderr and "no such file" in r.stderr
+    r = cli("sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "o"), "--partial", str(tmp_path))
+    assert r.returncode == 2 and "is a folder" in r.stderr
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\x8b\xff\x00")
+    r = cli("sample", "--checkpoint", str(trained_run), "-o", str(tmp_path / "o"), "--partial", str(binary))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
 
 
 # ------------------------------------------------------------------------------------ shipped model

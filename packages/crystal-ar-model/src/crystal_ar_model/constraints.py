@@ -180,12 +180,14 @@ def read_partial(path: str | Path) -> PartialCrystal:
     import asu_geometry as ag
 
     p = Path(path)
+    if p.is_dir():
+        raise ConstraintError(f"{p}: is a folder; --partial takes one JSON or CIF file")
     if not p.is_file():
         raise ConstraintError(f"{p}: no such file")
     if p.suffix.lower() == ".json":
         try:
             d = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConstraintError(f"{p}: not valid JSON ({exc})") from exc
         if not isinstance(d, dict):
             raise ConstraintError(f"{p}: expected one JSON object")
