@@ -109,6 +109,7 @@ def test_cli_all_invalid_samples_give_null_metrics(tmp_path: Path, capsys):
     ("--seed", "x", "expected an integer"),
     ("--relax-steps", "0", "must be a positive integer"),
     ("--cmd-moments", "0", "must be a positive integer"),
+    ("--pt-sampling", "-1", "must be an integer >= 0"),
 ])
 def test_cli_bad_numbers_are_usage_errors(capsys, flag: str, value: str, message: str):
     with pytest.raises(SystemExit) as exc:

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the layout of CDVAE's and DiffCSP's eval_gen.pt (its first sampling, as CDVAE evaluates it; needs torch)",
     )
     p.add_argument(
-        "--pt-sampling", type=int, default=0, metavar="K",
+        "--pt-sampling", type=_nonnegative_int, default=0, metavar="K",
         help="for a .pt samples file: which of its repeated samplings (num_evals) to evaluate (0, CDVAE's choice)",
     )  # fmt: skip
     p.add_argument("--train", nargs="+", required=True, help="training CSV(s) in the CDVAE layout (novelty)")
