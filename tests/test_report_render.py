@@ -165,6 +165,15 @@ def test_readme_headline_is_the_committed_reports_row():
     assert "docs/results.md" in readme
 
 
+def _check_interval_row(md: str, row: dict[str, Any], which: str, key: str, name: str) -> None:
+    """Each of ``row``'s intervals contains its rate, and the page's interval line of the row prints ``key``'s."""
+    for k, (lo, hi) in row["intervals_95"].items():
+        assert lo <= row["values"][k] <= hi, (row["label"], k)
+    lo, hi = row["intervals_95"][key]
+    line = next(ln for ln in md.splitlines() if ln.startswith(f"- {row['label']}, 95 % Wilson intervals {which}:"))
+    assert f"{name} [{render.fmt(lo, 1)}, {render.fmt(hi, 1)}] %" in line
+
+
 def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
     """docs/results.md is render(docs/results.json); each stability row's 95 % intervals are the Wilson intervals
     of its committed report's counts, and the page prints them."""
@@ -183,12 +192,7 @@ def test_committed_page_is_its_json_rendered_with_the_stability_intervals():
         assert iv == build.stability_intervals(rep)
         assert iv["stable_rate"] == pytest.approx(wilson_interval(sm["n_stable"], sm["n_evaluated"]))
         assert iv["sun_rate_0"] == pytest.approx(wilson_interval(sm["n_stable_0"], sm["n_draw"]))
-        for key, (lo, hi) in iv.items():
-            assert lo <= row["values"][key] <= hi, (row["label"], key)
-        lo, hi = iv["stable_rate"]
-        line = next(ln for ln in md.splitlines()
-                    if ln.startswith(f"- {row['label']}, 95 % Wilson intervals of the rates:"))
-        assert f"Stable [{render.fmt(lo, 1)}, {render.fmt(hi, 1)}] %" in line
+        _check_interval_row(md, row, "of the rates", "stable_rate", "Stable")
 
 
 def test_stability_intervals_prefer_the_reports_own():
@@ -212,12 +216,7 @@ def test_table1_rate_intervals_are_the_wilson_intervals_of_the_eval_counts():
         assert iv["structural_validity"] == pytest.approx(wilson_interval(m["n_struct_valid"], m["n_samples"]))
         assert iv["compositional_validity"] == pytest.approx(wilson_interval(m["n_comp_valid"], m["n_samples"]))
         assert iv["un_rate"] == pytest.approx(wilson_interval(m["n_unique_and_novel"], m["n_un"]))
-        for key, (lo, hi) in iv.items():
-            assert lo <= row["values"][key] <= hi, (row["label"], key)
-        lo, hi = iv["un_rate"]
-        line = next(ln for ln in md.splitlines()
-                    if ln.startswith(f"- {row['label']}, 95 % Wilson intervals of the Table 1 rates:"))
-        assert f"U.N. [{render.fmt(lo, 1)}, {render.fmt(hi, 1)}] %" in line
+        _check_interval_row(md, row, "of the Table 1 rates", "un_rate", "U.N.")
 
 
 def test_table1_intervals_prefer_the_reports_own_and_print_only_when_present(report):
