@@ -133,3 +133,19 @@ def test_limit_inside_parallel_evaluation_and_cache(cache_dir: Path, monkeypatch
     evaluate_detailed(structs, TRAIN, TEST, EvalConfig(n_jobs=1, progress=False, time_limit=5.0),
                       FeatureCache(cache_dir))
     assert calls == ["9"]
+
+
+def test_a_limit_that_expires_at_once_leaves_no_alarm_behind():
+    """A limit so small that the alarm fires before the block starts still disarms its timer: later code (here a
+    sleep) is never interrupted and the process is not ended by a stray SIGALRM."""
+    from crystal_eval.timelimit import TimeLimitExceeded, time_limit
+
+    expired = 0
+    for _ in range(200):
+        try:
+            with time_limit(1e-7, "tiny"):
+                sum(range(1000))
+        except TimeLimitExceeded:
+            expired += 1
+    assert expired == 200
+    time.sleep(0.3)  # the old code raised TimeLimitExceeded here (its interval timer was still armed)

@@ -63,3 +63,15 @@ def test_samples_are_reproducible_with_a_generator() -> None:
         c = d.sample((50,), generator=torch.Generator().manual_seed(2))
         assert torch.equal(a, b) and not torch.equal(a, c)
         assert bool(d.support.check(a).all())
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -1.0])
+def test_von_mises_refuses_concentrations_that_never_accept(bad: float) -> None:
+    """An infinite or NaN concentration used to loop forever in the rejection sampler."""
+    with pytest.raises(ValueError, match="concentrations must be finite and >= 0"):
+        sample_von_mises(torch.tensor([1.0, bad], dtype=F64), torch.Generator().manual_seed(0))
+
+
+def test_von_mises_huge_concentration_is_a_point_mass() -> None:
+    th = sample_von_mises(torch.full((1000,), 1e300, dtype=F64), torch.Generator().manual_seed(0))
+    assert torch.isfinite(th).all() and float(th.abs().max()) < 1e-4

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 DEFAULT_TIME_LIMIT = 60.0  # seconds per crystal and per stage (CrystalNN fingerprint; StructureMatcher work)
 
@@ -40,6 +41,23 @@ def _importing(frame) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _disarm(previous_handler: Any) -> None:
+    """Stop the timer, drop an alarm of ours that is still pending, and give SIGALRM back to
+    ``previous_handler``; the signal is blocked meanwhile, so that no alarm of ours reaches the previous
+    handler (the default one ends the process)."""
+    can_block = hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigtimedwait")
+    if can_block:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if can_block:
+            signal.sigtimedwait({signal.SIGALRM}, 0)  # consumes a pending alarm, if any; returns at once
+        signal.signal(signal.SIGALRM, previous_handler)
+    finally:
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 
 
 @contextmanager
@@ -70,13 +88,12 @@ def time_limit(seconds: float | None, what: str = "computation") -> Iterator[Non
         yield
         return
     previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, max(0.05, seconds / 10))
-    try:
+    try:  # armed inside the try: an alarm that fires at once (a tiny limit) still reaches the disarming below
+        signal.setitimer(signal.ITIMER_REAL, seconds, max(0.05, seconds / 10))
         yield
     finally:
         state["active"] = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous_handler)
+        _disarm(previous_handler)
         if outer_remaining:
             left = max(1e-3, outer_remaining - (time.monotonic() - start))
             signal.setitimer(signal.ITIMER_REAL, left, outer_interval)

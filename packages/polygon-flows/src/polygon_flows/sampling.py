@@ -62,7 +62,9 @@ def sample_von_mises(concentration: Tensor, generator: torch.Generator | None = 
     (acceptance rate above 0.65 for every :math:`\kappa`). The envelope parameter is evaluated in a form
     without cancellation, :math:`\rho = 2\kappa\tau / ((s + 1)(\tau + \sqrt{2\tau}))` with
     :math:`s = \sqrt{1 + 4\kappa^2}`, :math:`\tau = 1 + s`; concentrations below ``1e-12`` are treated as
-    ``1e-12`` (uniform to that precision).
+    ``1e-12`` (uniform to that precision) and above ``1e12`` as ``1e12`` (a point mass to that precision).
+    Raises ``ValueError`` for a concentration that is NaN, infinite or negative (the rejection loop would never
+    end).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -70,7 +72,10 @@ def sample_von_mises(concentration: Tensor, generator: torch.Generator | None = 
         >>> abs(float(th.var()) - 1 / 50) < 2e-3
         True
     """
-    kappa = concentration.detach().clamp_min(1e-12)
+    bad = ~(torch.isfinite(concentration) & (concentration >= 0))
+    if bool(bad.any()):
+        raise ValueError(f"von Mises concentrations must be finite and >= 0; got {concentration[bad][:5].tolist()}")
+    kappa = concentration.detach().clamp(1e-12, 1e12)
     flat = kappa.reshape(-1)
     s = torch.sqrt(1 + 4 * flat * flat)
     tau = 1 + s
