@@ -142,3 +142,46 @@ def test_default_population_is_the_un_crystals_of_the_valid_draw(cache_dir: Path
     drawn = d[d.in_eval_subset]
     assert valid["wasserstein_density"] == pytest.approx(wasserstein(drawn.density, ref.density))
     assert not np.isclose(valid["wasserstein_density"], res.report["wasserstein_density"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"symprec": -1.0}, "symprec must be a positive number"),
+    ({"symprec": float("nan")}, "symprec must be a positive number"),
+    ({"angle_tolerance": 0.0}, "angle_tolerance must be a positive number"),
+    ({"ltol": -1.0}, "ltol must be a positive number"),
+    ({"stol": float("inf")}, "stol must be a positive number"),
+    ({"cutoff": float("nan")}, "cutoff must be a positive number"),
+    ({"n_eval": 1.5}, "n_eval must be an integer"),
+    ({"seed": "a"}, "seed must be an integer"),
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"subsets": None}, "subsets must be a dict"),
+])
+def test_bad_settings_are_refused_before_any_work(change, message):
+    """A negative or NaN symprec used to kill the process inside spglib; a negative ltol made every crystal
+    unique and novel (StructureMatcher's error was read as 'no match')."""
+    with pytest.raises(ValueError, match=message):
+        evaluate_detailed([], TRAIN, TEST, EvalConfig(**change), FeatureCache(None))
+
+
+def test_wrong_sample_types_are_refused():
+    s = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(InputError, match="a single Structure"):
+        evaluate_detailed(s, TRAIN, TEST, EvalConfig(progress=False), FeatureCache(None))
+    with pytest.raises(InputError, match="got a int"):
+        evaluate_detailed([s, 1], TRAIN, TEST, EvalConfig(progress=False), FeatureCache(None))
+    with pytest.raises(InputError, match="config must be an EvalConfig"):
+        evaluate_detailed([s], TRAIN, TEST, {"n_eval": 10}, FeatureCache(None))  # type: ignore[arg-type]
+
+
+def test_matcher_and_symmetry_tolerances_are_checked_at_the_source():
+    from crystal_eval.features import symmetry_features
+    from crystal_eval.novelty import is_novel, uniqueness
+
+    s = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(ValueError, match="ltol"):
+        is_novel(s, [s], ltol=-1)
+    with pytest.raises(ValueError, match="ltol"):
+        uniqueness([s, s], ltol=-1)
+    with pytest.raises(ValueError, match="symprec"):
+        symmetry_features(s, symprec=-1)
+    assert uniqueness([s, s]) == [True, False] and is_novel(s, [s]) is False

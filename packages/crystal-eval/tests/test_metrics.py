@@ -136,3 +136,25 @@ def test_standardise_magpie_uses_cdvae_constants_and_zeroes_nan():
     z = standardise_magpie(x)
     assert z[3] == 0.0
     assert np.allclose(np.delete(z, 3), 1.0)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: js_distance([3, -1, 0], [1, 1, 1]), "finite and >= 0"),
+    (lambda: js_distance([np.nan, 1], [1, 1]), "finite and >= 0"),
+    (lambda: js_distance(np.ones((2, 2)), np.ones((2, 2))), "1-D"),
+    (lambda: cmd(np.zeros((3, 2)), np.zeros((3, 2)), k=0), "integer >= 1"),
+    (lambda: cmd(np.zeros((3, 2)), np.zeros((3, 2)), k=2.5), "integer >= 1"),
+    (lambda: mean_pairwise_distance(np.arange(5.0)), "2-D"),
+    (lambda: space_group_histogram([1.7]), "must be integers"),
+    (lambda: wilson_interval(2.7, 5), "whole number"),
+    (lambda: wilson_interval(True, 5), "whole number"),
+])
+def test_bad_metric_input_raises_instead_of_a_wrong_number(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_wasserstein_leaves_out_non_finite_values_as_documented():
+    assert wasserstein([np.nan, 1.0, 3.0], [1.0, 3.0]) == pytest.approx(0.0)
+    assert math.isnan(wasserstein([np.nan], [1.0]))
+    assert space_group_histogram([225.0, 225])[224] == 2  # whole floats are integers

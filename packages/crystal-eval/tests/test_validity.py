@@ -114,3 +114,16 @@ def test_matches_smact_with_smact14_set_on_fixture_formulas():
 def test_validity_rate():
     assert validity_rate([True, False, True, True]) == pytest.approx(75.0)
     assert np.isnan(validity_rate([]))
+
+
+@pytest.mark.parametrize(("comp", "message"), [
+    ({"Xx": 1}, "unknown element"),
+    ({"Na": float("nan"), "Cl": 1}, "finite number >= 0"),
+    ({"Na": float("inf"), "Cl": 1}, "finite number >= 0"),
+    ({"Na": -1, "Cl": 1}, "finite number >= 0"),
+])
+def test_composition_validity_refuses_what_it_cannot_judge(comp, message):
+    """As documented: unknown elements raise (they used to pass as a single element); a NaN amount used to be
+    dropped silently."""
+    with pytest.raises(ValueError, match=message):
+        composition_validity(comp)

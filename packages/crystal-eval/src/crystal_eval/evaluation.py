@@ -45,6 +45,7 @@ from crystal_eval.features import (
     RichRecord,
     basic_record,
     basic_record_from_item,
+    check_symmetry_tolerances,
     formula_key,
     rich_record,
     standardise_magpie,
@@ -59,7 +60,15 @@ from crystal_eval.io import (
     load_reference_cifs,
     parse_cif,
 )
-from crystal_eval.novelty import ANGLE_TOL, LTOL, STOL, NoveltyResult, novelty_check, uniqueness_checked
+from crystal_eval.novelty import (
+    ANGLE_TOL,
+    LTOL,
+    STOL,
+    NoveltyResult,
+    check_match_tolerances,
+    novelty_check,
+    uniqueness_checked,
+)
 from crystal_eval.parallel import pmap
 from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
 from crystal_eval.validity import DEFAULT_CUTOFF, DEFAULT_MIN_VOLUME, validity_rate
@@ -114,12 +123,26 @@ class EvalConfig:
 
     def validate(self) -> None:
         """Raise ValueError for inconsistent settings."""
+        for name in ("n_eval", "n_un", "cmd_moments", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"{name} must be an integer, got {v!r}")
         if self.n_eval < 1 or self.n_un < 1:
             raise ValueError("n_eval and n_un must be >= 1")
         if self.cmd_moments < 1:
             raise ValueError("cmd_moments must be >= 1")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.time_limit is not None and not math.isfinite(self.time_limit):
             raise ValueError("time_limit must be a finite number of seconds (or None / 0 for no limit)")
+        check_symmetry_tolerances(self.symprec, self.angle_tolerance)
+        check_match_tolerances(self.ltol, self.stol, self.angle_tol)
+        for name in ("cutoff", "min_volume"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if not isinstance(self.subsets, dict):
+            raise ValueError(f"subsets must be a dict of metric -> population, got {self.subsets!r}")
         for k, v in self.subsets.items():
             if k not in SUBSET_CHOICES:
                 raise ValueError(f"unknown metric in subsets: {k!r} (choose from {list(SUBSET_CHOICES)})")
@@ -318,9 +341,15 @@ def _cached_map(
 def _as_items(samples: str | Path | Sequence[Structure | Item | None]) -> list[Item]:
     if isinstance(samples, (str, Path)):
         return load_items(samples)
+    if isinstance(samples, Structure):  # iterating it would evaluate its sites
+        raise InputError("samples: a single Structure; pass a list of them (or a path)")
     samples = list(samples)
     if samples and all(isinstance(s, Item) for s in samples):
         return samples  # type: ignore[return-value]
+    wrong = next((s for s in samples if not (s is None or isinstance(s, Structure))), None)
+    if wrong is not None:
+        raise InputError(f"samples: expected pymatgen Structures (None for a crystal that could not be built) or "
+                         f"Items, got a {type(wrong).__name__}")
     return items_from_structures(samples)  # type: ignore[arg-type]
 
 
@@ -344,6 +373,8 @@ def evaluate_detailed(
     Raises :class:`InputError` for missing/unreadable reference files or an empty sample set.
     """
     cfg = config or EvalConfig()
+    if not isinstance(cfg, EvalConfig):
+        raise InputError(f"config must be an EvalConfig, got a {type(cfg).__name__}")
     cfg.validate()
     cache = cache if cache is not None else FeatureCache()
     items = _as_items(samples)

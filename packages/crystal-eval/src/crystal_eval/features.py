@@ -6,6 +6,7 @@ by content hash (see :mod:`crystal_eval.cache`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -100,6 +101,14 @@ def _check_cell(structure: Structure) -> None:
         raise ValueError("degenerate (zero-volume) cell")
 
 
+def check_symmetry_tolerances(symprec: float, angle_tolerance: float) -> None:
+    """``ValueError`` unless ``symprec`` (Angstrom) and ``angle_tolerance`` (degrees) are positive and finite:
+    spglib kills the process on a negative or NaN tolerance."""
+    for name, v in (("symprec", symprec), ("angle_tolerance", angle_tolerance)):
+        if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+
+
 def symmetry_features(
     structure: Structure, symprec: float = 0.1, angle_tolerance: float = 5.0
 ) -> tuple[int, list[int], str | None]:
@@ -110,6 +119,7 @@ def symmetry_features(
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+    check_symmetry_tolerances(symprec, angle_tolerance)
     try:
         _check_cell(structure)
         with warnings.catch_warnings():

@@ -14,7 +14,10 @@ N_WYCKOFF_DIMS = 4
 
 
 def wasserstein(generated: Sequence[float], reference: Sequence[float]) -> float:
-    """1-D Wasserstein-1 distance of two empirical distributions (``scipy.stats.wasserstein_distance``)."""
+    """1-D Wasserstein-1 distance of two empirical distributions (``scipy.stats.wasserstein_distance``).
+
+    Non-finite values (e.g. the density of a crystal that could not be built) are left out; NaN when either side
+    has no finite value."""
     a, b = np.asarray(generated, dtype=float), np.asarray(reference, dtype=float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size == 0 or b.size == 0:
@@ -24,7 +27,10 @@ def wasserstein(generated: Sequence[float], reference: Sequence[float]) -> float
 
 def histogram(values: Iterable[int], n_bins: int, first: int) -> np.ndarray:
     """Counts of the integers ``first .. first + n_bins - 1`` (one bin each); other values raise."""
-    v = np.asarray(list(values), dtype=int)
+    raw = np.asarray(list(values))
+    if raw.size and not (np.issubdtype(raw.dtype, np.number) and np.all(np.mod(raw, 1) == 0)):
+        raise ValueError(f"histogram values must be integers, got e.g. {raw.ravel()[:3].tolist()}")
+    v = raw.astype(int)
     if v.size and (v.min() < first or v.max() >= first + n_bins):
         raise ValueError(f"values outside [{first}, {first + n_bins - 1}]")
     return np.bincount(v - first, minlength=n_bins).astype(float)
@@ -48,8 +54,10 @@ def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
     NaN if either histogram is empty.
     """
     p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
-    if p.shape != q.shape:
-        raise ValueError(f"histograms have different shapes {p.shape} and {q.shape}")
+    if p.shape != q.shape or p.ndim != 1:
+        raise ValueError(f"histograms must be 1-D with the same shape, got {p.shape} and {q.shape}")
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q)) and p.min(initial=0) >= 0 and q.min(initial=0) >= 0):
+        raise ValueError("histogram counts must be finite and >= 0")
     if p.sum() <= 0 or q.sum() <= 0:
         return float("nan")
     return float(jensenshannon(p / p.sum(), q / q.sum()))
@@ -61,6 +69,8 @@ def cmd(x: np.ndarray, y: np.ndarray, k: int = 50) -> float:
     ``||E[x] - E[y]||_2 + sum_{j=2..k} ||c_j(x) - c_j(y)||_2`` with per-coordinate population central
     moments ``c_j(x) = mean((x - E[x])^j)`` (the official implementation, i.e. features in [0, 1]).
     """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"the highest moment k must be an integer >= 1, got {k!r}")
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"cmd needs two 2-D arrays with the same number of columns, got {x.shape}, {y.shape}")
@@ -78,9 +88,12 @@ def cmd(x: np.ndarray, y: np.ndarray, k: int = 50) -> float:
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float:
-    """Mean Euclidean distance over all unordered pairs of rows (``scipy.spatial.distance.pdist``)."""
+    """Mean Euclidean distance over all unordered pairs of rows (``scipy.spatial.distance.pdist``); NaN for fewer
+    than two rows."""
     x = np.asarray(x, dtype=float)
-    if x.ndim != 2 or len(x) < 2:
+    if x.ndim != 2:
+        raise ValueError(f"mean_pairwise_distance needs a 2-D array (rows are points), got shape {x.shape}")
+    if len(x) < 2:
         return float("nan")
     return float(pdist(x).mean())
 
@@ -105,6 +118,9 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     ``k = n``. It is the uncertainty of the *model's* rate: the crystals are a random draw from the model.
     None for ``trials == 0``.
     """
+    for name, v in (("successes", successes), ("trials", trials)):
+        if isinstance(v, bool) or not (isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())):
+            raise ValueError(f"{name} must be a whole number, got {v!r}")
     k, n = int(successes), int(trials)
     if n < 0 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= successes <= trials, got {k} of {n}")

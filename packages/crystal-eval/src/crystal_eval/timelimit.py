@@ -71,6 +71,8 @@ def time_limit(seconds: float | None, what: str = "computation") -> Iterator[Non
     raises on exit. Nests: an enclosing limit that expires first still fires (the outer timer is restored
     on exit, minus the time inside).
     """
+    if seconds is not None and seconds != seconds:  # NaN: neither a limit nor "none"
+        raise ValueError("a time limit must be a number of seconds (or None / <= 0 for none), got NaN")
     if seconds is None or seconds <= 0 or not limit_supported():
         yield
         return

@@ -66,8 +66,20 @@ def structure_validity(
 
 
 def _reduced_counts(composition: Composition | Mapping[str, float]) -> tuple[list[str], list[int]]:
+    from pymatgen.core import Element
+
+    if not isinstance(composition, Composition):
+        for sp, amt in dict(composition).items():  # Composition drops a NaN amount silently
+            if not (isinstance(amt, (int, float)) and math.isfinite(amt) and amt >= 0):
+                raise ValueError(f"amount of {sp} must be a finite number >= 0, got {amt!r}")
     comp = composition if isinstance(composition, Composition) else Composition(composition)
+    for sp, amt in comp.items():
+        if not math.isfinite(amt) or amt < 0:
+            raise ValueError(f"amount of {sp} must be a finite number >= 0, got {amt}")
     comp = comp.element_composition
+    unknown = [str(el) for el in comp if not isinstance(el, Element)]
+    if unknown:
+        raise ValueError(f"unknown element(s) {', '.join(unknown)} in the composition")
     items = sorted(((el.Z, el.symbol, amt) for el, amt in comp.items() if amt > 0))
     symbols = [sym for _, sym, _ in items]
     counts = [round(amt) for _, _, amt in items]
