@@ -335,3 +335,54 @@ def test_round_trip_classifies_codec_failures(monkeypatch, mp20_fixture):
     monkeypatch.setattr(ag.AsuCrystal, "to_structure", lossy)
     res = round_trip(cif)
     assert res.status == "failure" and "atoms rebuilt" in res.reason
+
+
+@pytest.mark.parametrize(("lattice", "message"), [
+    ((-4, 4, 4, 90, 90, 90), "lengths must be positive"),
+    ((0, 4, 4, 90, 90, 90), "lengths must be positive"),
+    ((4, 4, 4, 0, 90, 90), "strictly between 0 and 180"),
+    ((4, 4, 4, 90, 180, 90), "strictly between 0 and 180"),
+    ((4, 4, 4, 120, 120, 120), "do not make a cell with volume"),
+    ((4, 4, float("nan"), 90, 90, 90), "six finite numbers"),
+])
+def test_asu_crystal_refuses_a_lattice_that_is_no_cell(lattice, message):
+    with pytest.raises(ValueError, match=message):
+        ag.AsuCrystal(1, lattice, (ag.AsuSite("Na", "a", 0, (0.1, 0.2, 0.3)),))
+
+
+@pytest.mark.parametrize(("site", "message"), [
+    (ag.AsuSite("Na", "a", 0, (float("nan"), 0.0, 0.0)), "three finite numbers"),
+    (ag.AsuSite("Na", "a", 0, (0.0, 0.0)), "three finite numbers"),  # type: ignore[arg-type]
+    (ag.AsuSite("Na", "a", 0.5, (0.0, 0.0, 0.0)), "shape_index must be an integer"),  # type: ignore[arg-type]
+])
+def test_asu_crystal_refuses_malformed_sites(site, message):
+    with pytest.raises(ValueError, match=message):
+        ag.AsuCrystal(225, (4, 4, 4, 90, 90, 90), (site,))
+
+
+@pytest.mark.parametrize(("d", "message"), [
+    ({"space_group": 225.7, "lattice": [4, 4, 4, 90, 90, 90], "sites": []}, "whole number"),
+    ({"space_group": 225, "lattice": [4, 4, 4, 90, 90, 90], "sites": [], "anchored": "false"}, "true or false"),
+    ({"space_group": 225, "sites": []}, "needs 'lattice'"),
+    ([225], "JSON object"),
+    ({"space_group": 225, "lattice": [4, 4, 4, 90, 90, 90], "sites": [{"element": "Na"}]}, "every site needs"),
+    ({"space_group": 225, "lattice": [4, 4, 4, 90, 90, 90],
+      "sites": [{"element": "Na", "wyckoff": "a", "shape_index": 0.9, "frac_coords": [0, 0, 0]}]}, "whole number"),
+])
+def test_from_dict_refuses_instead_of_truncating(d, message):
+    with pytest.raises(ValueError, match=message):
+        ag.AsuCrystal.from_dict(d)  # type: ignore[arg-type]
+    ok = ag.AsuCrystal.from_dict({"space_group": 225.0, "lattice": [4, 4, 4, 90, 90, 90], "sites": []})
+    assert ok.space_group == 225
+
+
+@pytest.mark.parametrize(("lattice", "frac"), [
+    (np.eye(3) * 4, [[np.nan, 0, 0]]),
+    (np.eye(3) * 4, [[np.inf, 0, 0]]),
+    (np.eye(3) * np.nan, [[0, 0, 0]]),
+    (np.zeros((3, 3)), [[0, 0, 0]]),
+])
+def test_to_asu_cell_refuses_non_finite_or_flat_cells(lattice, frac):
+    """spglib kills the process on NaN or inf input; to_asu_cell refuses it first."""
+    with pytest.raises(ValueError, match="finite|no volume"):
+        ag.to_asu_cell(lattice, frac, [11])

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from crystal_ar_model.constraints import (
     ConstraintError,
+    SamplingConstraints,
     build_constraints,
     parse_elements,
     parse_space_groups,
+    partial_from_dict,
     read_partial,
 )
 
@@ -95,3 +98,61 @@ def test_partial_against_other_constraints(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConstraintError, match="not valid JSON"):
         read_partial(tmp_path / "bad.json")
+
+
+def test_sample_refuses_masks_and_knobs_that_would_draw_something_else() -> None:
+    """An empty element mask used to give pure-H crystals, required elements outside the allowed ones were
+    ignored, a NaN temperature gave degenerate cells: each is refused with a clear message."""
+    import torch
+    from crystal_ar_model.sampling import sample
+
+    from .test_masks import small_model
+
+    tiny_model = small_model(8, (1, 3, 8, 12, 26, 29), seed=11)
+    v = len(tiny_model.vocabulary)
+    g = torch.Generator().manual_seed(0)
+    none = torch.zeros(v, dtype=torch.bool)
+    first = none.clone()
+    first[0] = True
+    second = none.clone()
+    second[1] = True
+    cases = [
+        (dict(elements=none), "elements allows no element"),
+        (dict(elements=first, required=second), "required asks for elements"),
+        (dict(space_groups=torch.zeros(230, dtype=torch.bool)), "allows no space group"),
+        (dict(space_groups=torch.ones(229, dtype=torch.bool)), "bool tensor of shape (230,)"),
+        (dict(elements=torch.ones(v)), "bool tensor"),
+        (dict(temperature=float("nan")), "temperature must be a positive finite number"),
+        (dict(min_distance=-1.0), "min_distance must be a positive finite number"),
+        (dict(max_atoms=2.5), "max_atoms must be a positive whole number"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            sample(tiny_model, 2, g, **kwargs)
+    for num in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="num must be a positive whole number"):
+            sample(tiny_model, num, g)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(space_groups=(0,)), "not numbers 1..230"),
+    (dict(space_groups=(231,)), "not numbers 1..230"),
+    (dict(space_groups=()), "list of space groups is empty"),
+    (dict(elements=()), "allowed elements is empty"),
+    (dict(elements=(0, 8)), "not atomic numbers"),
+    (dict(max_atoms=2.5), "whole number"),
+])
+def test_sampling_constraints_validate_their_numbers(kwargs, message) -> None:
+    """Space group 0 used to select group 230 (index -1)."""
+    with pytest.raises(ConstraintError, match=re.escape(message)):
+        SamplingConstraints(**kwargs)
+
+
+def test_partial_lattice_without_volume_and_malformed_sites_are_refused() -> None:
+    with pytest.raises(ConstraintError, match="make a cell with volume"):
+        partial_from_dict({"space_group": 1, "lattice": [4, 4, 4, 120, 120, 120],
+                           "sites": [{"element": "Na", "frac_coords": [0, 0, 0]}]})
+    with pytest.raises(ConstraintError, match="'sites' must be a list of objects"):
+        partial_from_dict({"space_group": 1, "sites": [5]})
+    with pytest.raises(ConstraintError, match="frac_coords must be three finite numbers"):
+        partial_from_dict({"space_group": 1, "sites": [{"element": "Na", "frac_coords": "abc"}]})

@@ -14,7 +14,15 @@ True
 """
 
 from .canonical import AsuPoints, to_asu_point, to_asu_point_exact, to_asu_points
-from .crystal import AsuCrystal, AsuSite, read_structure, structure_from_cif_string, to_asu, to_asu_cell
+from .crystal import (
+    AsuCrystal,
+    AsuSite,
+    check_lattice_parameters,
+    read_structure,
+    structure_from_cif_string,
+    to_asu,
+    to_asu_cell,
+)
 from .errors import (
     AsuGeometryError,
     CanonicalizationError,
@@ -60,7 +68,7 @@ __all__ = [
     "CifReadError", "DisorderedStructureError", "InvalidSpaceGroupError", "SpaceGroup",
     "SymmetryNotFoundError", "UnknownSpeciesError", "UnknownWyckoffPositionError", "WyckoffPosition",
     "WyckoffShape",
-    "all_wyckoff_positions", "asu", "load_all", "read_structure", "space_group",
+    "all_wyckoff_positions", "asu", "check_lattice_parameters", "load_all", "read_structure", "space_group",
     "structure_from_cif_string", "to_asu", "to_asu_cell", "to_asu_point", "to_asu_point_exact", "to_asu_points",
     "wyckoff_index", "wyckoff_positions",
     # the normal form (one description per crystal)

@@ -38,6 +38,23 @@ DICT_FORMAT = "asu-crystal/2"  # 2: the "anchored" flag (site 0 of a polar group
 LEGACY_DICT_FORMAT = "asu-crystal/1"  # asu-geometry 0.1: never anchored
 
 
+def check_lattice_parameters(lattice: Sequence[float]) -> None:
+    """``ValueError`` unless ``lattice`` is (a, b, c, alpha, beta, gamma) of a real cell: lengths > 0 (Angstrom),
+    angles in (0, 180) degrees and a positive volume, i.e. ``1 - cos²α - cos²β - cos²γ + 2 cosα cosβ cosγ > 0``
+    (three angles such as 120, 120, 120 lie in one plane)."""
+    if len(lattice) != 6 or not all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
+                                    for v in lattice):
+        raise ValueError(f"lattice must be six finite numbers (a, b, c, alpha, beta, gamma), got {tuple(lattice)}")
+    a, b, c, al, be, ga = (float(v) for v in lattice)
+    if min(a, b, c) <= 0:
+        raise ValueError(f"lattice lengths must be positive, got {a}, {b}, {c}")
+    if not all(0 < t < 180 for t in (al, be, ga)):
+        raise ValueError(f"lattice angles must lie strictly between 0 and 180 degrees, got {al}, {be}, {ga}")
+    ca, cb, cg = (math.cos(math.radians(t)) for t in (al, be, ga))
+    if not 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg > 1e-12:
+        raise ValueError(f"lattice angles {al}, {be}, {ga} do not make a cell with volume")
+
+
 @dataclass(frozen=True)
 class AsuSite:
     """One orbit of the crystal: its element and its representative inside the exact ASU."""
@@ -75,11 +92,16 @@ class AsuCrystal:
         g = space_group(self.space_group)  # validates the number
         if not g.is_polar and not self.anchored:
             object.__setattr__(self, "anchored", True)  # nothing to anchor: one meaning only
-        if len(self.lattice) != 6 or not all(np.isfinite(self.lattice)):
-            raise ValueError(f"lattice must be six finite numbers (a, b, c, alpha, beta, gamma), got {self.lattice}")
+        check_lattice_parameters(self.lattice)
         for i, s in enumerate(self.sites):
             if s.element not in _element_symbols():
                 raise ValueError(f"unknown element symbol {s.element!r}")
+            x = s.frac_coords
+            if len(x) != 3 or not all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
+                                      for v in x):
+                raise ValueError(f"site {i}: frac_coords must be three finite numbers, got {list(x)}")
+            if isinstance(s.shape_index, bool) or not isinstance(s.shape_index, (int, np.integer)):
+                raise ValueError(f"site {i}: shape_index must be an integer, got {s.shape_index!r}")
             wp = g.wyckoff(s.wyckoff)
             pieces = wp.anchored_shapes if self.is_anchored(i) else wp.shapes
             if not 0 <= s.shape_index < len(pieces):
@@ -158,18 +180,38 @@ class AsuCrystal:
     def from_dict(cls, d: dict[str, Any]) -> AsuCrystal:
         """Inverse of :meth:`to_dict`; also reads the format of asu-geometry 0.1 (``asu-crystal/1``, never
         anchored)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"an AsuCrystal dict is a JSON object, got {type(d).__name__}")
         fmt = d.get("@format", DICT_FORMAT)
         if fmt not in (DICT_FORMAT, LEGACY_DICT_FORMAT):
             raise ValueError(f"unsupported AsuCrystal format {d.get('@format')!r}")
-        anchored = bool(d.get("anchored", True)) if fmt == DICT_FORMAT else False
-        sites = tuple(AsuSite(s["element"], s["wyckoff"], int(s["shape_index"]),
-                              tuple(float(v) for v in s["frac_coords"]))  # type: ignore[arg-type]
-                      for s in d["sites"])
-        return cls(int(d["space_group"]), tuple(float(v) for v in d["lattice"]), sites,  # type: ignore[arg-type]
-                   anchored=anchored)
+        anchored = d.get("anchored", True) if fmt == DICT_FORMAT else False
+        if not isinstance(anchored, bool):
+            raise ValueError(f"'anchored' must be true or false, got {anchored!r}")
+        missing = [k for k in ("space_group", "lattice", "sites") if k not in d]
+        if missing:
+            raise ValueError(f"an AsuCrystal dict needs {', '.join(map(repr, missing))}")
+        try:
+            sites = tuple(AsuSite(str(s["element"]), str(s["wyckoff"]), _whole(s["shape_index"], "shape_index"),
+                                  tuple(float(v) for v in s["frac_coords"]))  # type: ignore[arg-type]
+                          for s in d["sites"])
+            lattice = tuple(float(v) for v in d["lattice"])
+        except KeyError as exc:
+            raise ValueError(f"every site needs 'element', 'wyckoff', 'shape_index' and 'frac_coords'; missing "
+                             f"{exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"malformed AsuCrystal dict ({exc})") from None
+        return cls(_whole(d["space_group"], "space_group"), lattice, sites, anchored=anchored)  # type: ignore[arg-type]
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
+
+
+def _whole(v: Any, name: str) -> int:
+    """``v`` as an int when it is a whole number (``225`` or ``225.0``); ``ValueError`` otherwise (no truncation)."""
+    if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, float) and v.is_integer())):
+        raise ValueError(f"{name} must be a whole number, got {v!r}")
+    return int(v)
 
 
 def expand_orbit(sg: int, frac: np.ndarray, tol: float = 1e-4) -> np.ndarray:
@@ -416,6 +458,10 @@ def to_asu_cell(lattice: Any, frac: Any, numbers: Sequence[int], symprec: float 
     if lattice.shape != (3, 3) or frac.shape != (len(numbers), 3):
         raise ValueError(f"a cell needs a (3, 3) lattice and (n, 3) coordinates for n numbers; got {lattice.shape}, "
                          f"{frac.shape} and {len(numbers)}")
+    if not (np.isfinite(lattice).all() and np.isfinite(frac).all()):  # spglib crashes the process on NaN / inf
+        raise ValueError("the lattice and the coordinates must be finite numbers (got NaN or inf)")
+    if not abs(np.linalg.det(lattice)) > 1e-9:
+        raise ValueError(f"the lattice has no volume (determinant {np.linalg.det(lattice):.3g})")
     for z in set(numbers):
         if not 1 <= z <= 118:
             raise UnknownSpeciesError(f"atomic number {z} is not a chemical element")

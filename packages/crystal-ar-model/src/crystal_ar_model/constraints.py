@@ -132,7 +132,10 @@ def _site_on_position(sg: int, element: str, letter: str | None, frac: Sequence[
 
     if element not in _z_of():
         raise ConstraintError(f"{where}: unknown element symbol {element!r}")
-    x = np.asarray(frac, dtype=float)
+    try:
+        x = np.asarray(frac, dtype=float)
+    except (TypeError, ValueError):
+        raise ConstraintError(f"{where}: frac_coords must be three finite numbers, got {frac!r}") from None
     if x.shape != (3,) or not np.all(np.isfinite(x)):
         raise ConstraintError(f"{where}: frac_coords must be three finite numbers, got {list(frac)}")
     pts = ag.to_asu_points(sg, x[None, :], tol=1e-4)
@@ -155,6 +158,8 @@ def _site_on_position(sg: int, element: str, letter: str | None, frac: Sequence[
 
 def partial_from_dict(d: dict[str, Any], where: str = "partial crystal") -> PartialCrystal:
     """A :class:`PartialCrystal` from an ``AsuCrystal``-like record (``lattice`` may be null or absent)."""
+    import asu_geometry as ag
+
     if "space_group" not in d:
         raise ConstraintError(f"{where}: needs a 'space_group'")
     sg = parse_space_groups(str(d["space_group"]))
@@ -162,11 +167,17 @@ def partial_from_dict(d: dict[str, Any], where: str = "partial crystal") -> Part
         raise ConstraintError(f"{where}: 'space_group' must be one group, got {d['space_group']!r}")
     lat = d.get("lattice")
     if lat is not None:
-        lat = tuple(float(v) for v in lat)
-        if len(lat) != 6 or not all(np.isfinite(lat)) or min(lat[:3]) <= 0 or not all(0 < a < 180 for a in lat[3:]):
-            raise ConstraintError(f"{where}: lattice must be a, b, c > 0 and three angles in (0, 180), got {lat}")
+        try:
+            lat = tuple(float(v) for v in lat)
+            ag.check_lattice_parameters(lat)
+        except (TypeError, ValueError) as exc:
+            raise ConstraintError(f"{where}: lattice must be a, b, c > 0 and three angles in (0, 180) that make a "
+                                  f"cell with volume, got {d.get('lattice')!r} ({exc})") from None
     sites = []
-    for i, s in enumerate(d.get("sites", [])):
+    raw_sites = d.get("sites", [])
+    if not isinstance(raw_sites, list) or not all(isinstance(s, dict) for s in raw_sites):
+        raise ConstraintError(f"{where}: 'sites' must be a list of objects, got {raw_sites!r}")
+    for i, s in enumerate(raw_sites):
         if "element" not in s or "frac_coords" not in s:
             raise ConstraintError(f"{where}: site {i} needs 'element' and 'frac_coords'")
         sites.append(_site_on_position(sg[0], s["element"], s.get("wyckoff"), s["frac_coords"], f"{where}, site {i}"))
@@ -209,8 +220,26 @@ class SamplingConstraints:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        if self.max_atoms is not None and (isinstance(self.max_atoms, bool)
+                                           or not isinstance(self.max_atoms, (int, np.integer))):
+            raise ConstraintError(f"--max-atoms must be a whole number, got {self.max_atoms!r}")
         if self.max_atoms is not None and self.max_atoms < 1:
             raise ConstraintError(f"--max-atoms must be at least 1, got {self.max_atoms}")
+        if self.space_groups is not None:
+            if not self.space_groups:
+                raise ConstraintError("no space group allowed: the list of space groups is empty")
+            bad = [g for g in self.space_groups if isinstance(g, bool) or not isinstance(g, (int, np.integer))
+                   or not 1 <= g <= 230]
+            if bad:
+                raise ConstraintError(f"space group(s) {bad} are not numbers 1..230")
+        for what, zs in (("allowed", self.elements), ("required", self.required)):
+            if zs is None:
+                continue
+            bad = [z for z in zs if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or not 1 <= z <= 118]
+            if bad:
+                raise ConstraintError(f"{what} element(s) {bad} are not atomic numbers 1..118")
+        if self.elements is not None and not self.elements:
+            raise ConstraintError("no element allowed: the set of allowed elements is empty")
         if self.elements is not None:
             outside = sorted(set(self.required) - set(self.elements))
             if outside:

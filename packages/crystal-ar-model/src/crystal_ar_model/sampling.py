@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -229,6 +230,35 @@ MIN_DISTANCE_TRIES = 100
 """How many times ``--min-distance`` redraws one site's coordinates before giving up (recorded per crystal)."""
 
 
+def _check_sample_args(model: Any, num: Any, space_groups: Tensor | None, elements: Tensor | None,
+                       required: Tensor | None, max_atoms: Any, temperature: float, min_distance: float | None) -> None:
+    """``ValueError`` for arguments of :func:`sample` that would draw something else than asked (an empty element
+    mask used to give pure-H crystals, a NaN temperature degenerate cells) or fail deep inside torch."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
+        raise ValueError(f"num must be a positive whole number, got {num!r}")
+    if not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    if min_distance is not None and not (isinstance(min_distance, (int, float)) and 0 < min_distance < math.inf):
+        raise ValueError(f"min_distance must be a positive finite number of Angstrom, got {min_distance!r}")
+    if max_atoms is not None and (isinstance(max_atoms, bool) or not isinstance(max_atoms, (int, np.integer))
+                                  or max_atoms < 1):
+        raise ValueError(f"max_atoms must be a positive whole number, got {max_atoms!r}")
+    size = len(model.vocabulary)
+    for name, mask, n in (("space_groups", space_groups, 230), ("elements", elements, size),
+                          ("required", required, size)):
+        if mask is None:
+            continue
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (n,):
+            got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"{name} must be a bool tensor of shape ({n},), got {got}")
+    if space_groups is not None and not bool(space_groups.any()):
+        raise ValueError("space_groups allows no space group")
+    if elements is not None and not bool(elements.any()):
+        raise ValueError("elements allows no element")
+    if elements is not None and required is not None and bool((required.cpu() & ~elements.cpu()).any()):
+        raise ValueError("required asks for elements that elements does not allow")
+
+
 @torch.no_grad()
 def sample(
     model: Any,
@@ -249,8 +279,7 @@ def sample(
     ``min_distance`` (Angstrom): redraw a site's coordinates (at most ``max_tries`` times) while any atom comes
     closer to it than that (:mod:`.distances`). ``logp`` is accumulated while drawing; ``rescore`` recomputes it
     by teacher forcing (:meth:`.model.CrystalARModel.log_prob`, one extra pass; the two agree to rounding)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    _check_sample_args(model, num, space_groups, elements, required, max_atoms, temperature, min_distance)
     model_budget = model.cfg.max_atoms
     budget = model_budget if max_atoms is None else min(int(max_atoms), model_budget)
     was_training = model.training
