@@ -94,3 +94,18 @@ def test_batched_broadcasting() -> None:
 def test_invalid_polygons_raise(vertices: torch.Tensor, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         validate_convex_polygon(vertices)
+
+
+def test_a_star_polygon_is_not_convex() -> None:
+    """The pentagram turns left at every vertex and has positive signed area, but winds twice."""
+    import math
+
+    from polygon_flows import validate_convex_polygon
+
+    star = torch.tensor([[math.cos(4 * math.pi * i / 5), math.sin(4 * math.pi * i / 5)] for i in range(5)],
+                        dtype=torch.float64)
+    with pytest.raises(ValueError, match="winds around its centre more than once"):
+        validate_convex_polygon(star)
+    pentagon = torch.tensor([[math.cos(2 * math.pi * i / 5), math.sin(2 * math.pi * i / 5)] for i in range(5)],
+                            dtype=torch.float64)
+    validate_convex_polygon(pentagon)  # the same points in convex order pass

@@ -75,3 +75,18 @@ def test_von_mises_refuses_concentrations_that_never_accept(bad: float) -> None:
 def test_von_mises_huge_concentration_is_a_point_mass() -> None:
     th = sample_von_mises(torch.full((1000,), 1e300, dtype=F64), torch.Generator().manual_seed(0))
     assert torch.isfinite(th).all() and float(th.abs().max()) < 1e-4
+
+
+def test_categorical_and_dirichlet_refuse_rows_they_cannot_draw_from() -> None:
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="every row needs a category"):
+        sample_categorical(torch.full((2, 3), -float("inf")), (5,), g)
+    with pytest.raises(ValueError, match="must not be NaN"):
+        sample_categorical(torch.tensor([0.0, float("nan")]), (5,), g)
+    with pytest.raises(ValueError, match="k >= 1"):
+        sample_categorical(torch.zeros(2, 0), (5,), g)
+    from polygon_flows.sampling import sample_dirichlet
+
+    with pytest.raises(ValueError, match="positive and finite"):
+        sample_dirichlet(torch.tensor([-1.0, 2.0]), g)
+    assert sample_dirichlet(torch.tensor([1.0, 2.0], dtype=F64), g).sum().item() == pytest.approx(1.0)

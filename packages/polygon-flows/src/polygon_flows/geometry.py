@@ -18,6 +18,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -48,7 +50,8 @@ def validate_convex_polygon(vertices: Tensor, name: str = "vertices") -> None:
     """Raise ``ValueError`` unless ``vertices`` are strictly convex, counter-clockwise polygons.
 
     Checks the shape ``(..., k, 2)`` with ``k >= 3``, finiteness, positive signed area (a negative
-    area means clockwise order), no repeated vertex, and a strictly left turn at every vertex.
+    area means clockwise order), no repeated vertex, a strictly left turn at every vertex, and a total turn of
+    one full circle (a star such as the pentagram turns left everywhere but winds twice).
     The tolerances are relative to the polygon's size, in the vertices' dtype.
 
     Args:
@@ -82,6 +85,10 @@ def validate_convex_polygon(vertices: Tensor, name: str = "vertices") -> None:
             f"{name} is not a strictly convex polygon (a vertex turns right or is collinear with its "
             "neighbours)"
         )
+    winding = torch.atan2(turn, (prev * edges).sum(-1)).sum(-1) / (2 * math.pi)  # 1 for a simple convex polygon
+    if (winding > 1.5).any():
+        raise ValueError(f"{name} winds around its centre more than once (a self-intersecting star polygon), so it "
+                         "is not a convex polygon")
 
 
 def _mvc_core(points: Tensor, vertices: Tensor, jacobian: bool) -> tuple[Tensor, Tensor | None]:

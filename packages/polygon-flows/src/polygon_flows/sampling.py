@@ -39,14 +39,24 @@ def sample_categorical(
         >>> sample_categorical(torch.tensor([0.0, -float("inf"), 0.0]), (1000,), g).bincount(minlength=3)[1]
         tensor(0)
     """
+    d = logits.detach()
+    if not d.is_floating_point() or d.dim() == 0 or d.shape[-1] == 0:
+        raise ValueError(f"logits must be a floating point tensor (..., k) with k >= 1, got {d.dtype} "
+                         f"{tuple(d.shape)}")
+    if bool(torch.isnan(d).any()) or bool((d == -math.inf).all(dim=-1).any()):
+        raise ValueError("logits must not be NaN, and every row needs a category with finite logit")
     shape = torch.Size(sample_shape) + logits.shape
     gumbel = -torch.log(-torch.log(_uniform(shape, logits, generator)))
-    return torch.argmax(logits.detach() + gumbel, dim=-1)
+    return torch.argmax(d + gumbel, dim=-1)
 
 
 def sample_dirichlet(concentration: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One Dirichlet draw per row of ``concentration`` (shape ``(..., n)``), as normalised Gamma variates."""
-    return torch._sample_dirichlet(concentration.detach(), generator=generator)
+    """One Dirichlet draw per row of ``concentration`` (shape ``(..., n)``), as normalised Gamma variates
+    (``ValueError`` unless every concentration is positive and finite)."""
+    c = concentration.detach()
+    if not bool((torch.isfinite(c) & (c > 0)).all()):
+        raise ValueError("Dirichlet concentrations must be positive and finite")
+    return torch._sample_dirichlet(c, generator=generator)
 
 
 def sample_beta(concentration1: Tensor, concentration0: Tensor, generator: torch.Generator | None = None) -> Tensor:
