@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +209,47 @@ def test_a_run_directory_with_checkpoints_is_never_restarted_silently(
     r = cli(*base, "--out", str(a_file))
     assert r.returncode == 2 and "run directory" in r.stderr and "not a folder" in r.stderr
     assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(("d", "message"), [
+    ({"model": {"hidden": -1}}, "ModelConfig.hidden must be a whole number >= 1"),
+    ({"model": {"hidden": "x"}}, "ModelConfig.hidden must be a whole number >= 1"),
+    ({"model": {"max_atoms": 0}}, "ModelConfig.max_atoms must be a whole number >= 1"),
+    ({"model": None}, "ModelConfig must be a JSON object"),
+    ({"train": {"epochs": 1.5}}, "TrainConfig.epochs must be a whole number >= 1"),
+    ({"train": {"seed": -1}}, "TrainConfig.seed must be a whole number >= 0"),
+    ({"train": {"symprec": 0}}, "TrainConfig.symprec must be positive"),
+    ({"train": {"grad_clip": 0.0}}, "TrainConfig.grad_clip must be positive"),
+    ({"train": {"z_loss": float("nan")}}, "TrainConfig.z_loss must be a finite number >= 0"),
+    ({"train": {"rebalance_c": 2.0}}, "TrainConfig.rebalance_c must lie in (0, 1]"),
+    ({"train": {"lr": {"gnn": -1}}}, "TrainConfig.lr must map parameter groups to positive learning rates"),
+    ([], "a config is a JSON object"),
+])
+def test_config_numbers_are_checked(d, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Config.from_dict(d)  # type: ignore[arg-type]
+    for preset in ("tiny", "default", "paper"):
+        Config.load(preset)  # the shipped presets pass
+
+
+def test_a_damaged_checkpoint_is_named(trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from crystal_ar_model.errors import CheckpointFormatError
+    from crystal_ar_model.score import load_model
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(resolve_checkpoint(trained_run), ckpt)
+    (ckpt / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointFormatError, match="model.safetensors is damaged"):
+        load_model(ckpt)
+    shutil.rmtree(ckpt)
+    shutil.copytree(resolve_checkpoint(trained_run), ckpt)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    del meta["bins"]
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointFormatError, match="lacks 'bins'"):
+        load_model(ckpt)
+    (ckpt / "meta.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointFormatError, match="not a JSON object"):
+        load_model(ckpt)

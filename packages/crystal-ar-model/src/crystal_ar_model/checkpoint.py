@@ -201,6 +201,8 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
         meta = json.loads((ckpt / "meta.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointFormatError(f"{ckpt}: unreadable meta.json ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointFormatError(f"{ckpt}: meta.json is not a JSON object")
     if meta.get("format") != FORMAT:
         raise CheckpointFormatError(f"{ckpt}: not a crystal-ar checkpoint (format {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -211,11 +213,19 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
         )
     if not (ckpt / "model.safetensors").is_file():
         raise CheckpointFormatError(f"{ckpt}: model.safetensors is missing")
+    missing = [k for k in ("config", "bins", "vocabulary") if k not in meta]
+    if missing:
+        raise CheckpointFormatError(f"{ckpt}: meta.json lacks {', '.join(map(repr, missing))}")
     return meta
 
 
 def load_model_state(ckpt: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(ckpt / "model.safetensors"))
+    """The weights of a checkpoint (:class:`CheckpointFormatError` for a damaged or truncated file)."""
+    try:
+        return load_file(str(ckpt / "model.safetensors"))
+    except Exception as exc:  # safetensors raises its own error type for a damaged header or body
+        raise CheckpointFormatError(f"{ckpt}: model.safetensors is damaged or not a safetensors file "
+                                    f"({type(exc).__name__}: {exc})") from exc
 
 
 def load_optimizer_state(ckpt: Path, optimizer: torch.optim.Optimizer) -> None:

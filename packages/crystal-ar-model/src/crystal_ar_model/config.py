@@ -83,6 +83,42 @@ class TrainConfig:
     threads: int | None = None  # torch threads per process; 1 is fastest for the small global factors
 
 
+AT_LEAST = {  # smallest allowed value of a number (others: >= 0); floats named in POSITIVE must be > 0
+    "seed": 0, "workers": 0,
+}
+POSITIVE = {"rff_scale", "rbf_cutoff", "adam_eps", "grad_clip", "symprec", "angle_tolerance"}
+
+
+def _check_numbers(obj: Any) -> None:
+    """:class:`ConfigError` for a setting of the wrong type or range: whole numbers (no bools) at least 1 (``seed``
+    and ``workers`` at least 0; ``None`` where the default is ``None``), finite real numbers at least 0 (those in
+    :data:`POSITIVE` above 0, ``rebalance_c`` in (0, 1]), learning rates positive."""
+    name = type(obj).__name__
+    for f in fields(obj):
+        v, default = getattr(obj, f.name), f.default
+        where = f"{name}.{f.name}"
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where} must be true or false, got {v!r}")
+        elif isinstance(default, int) or (default is None and f.name in ("max_train_rows", "threads")):
+            if v is None and default is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < AT_LEAST.get(f.name, 1):
+                raise ConfigError(f"{where} must be a whole number >= {AT_LEAST.get(f.name, 1)}, got {v!r}")
+        elif isinstance(default, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise ConfigError(f"{where} must be a finite number >= 0, got {v!r}")
+            if f.name in POSITIVE and not v > 0:
+                raise ConfigError(f"{where} must be positive, got {v!r}")
+            if f.name == "rebalance_c" and not 0 < v <= 1:
+                raise ConfigError(f"{where} must lie in (0, 1], got {v!r}")
+    lr = getattr(obj, "lr", None)
+    if lr is not None:
+        if not isinstance(lr, dict) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                               and 0 < x < float("inf") for x in lr.values()):
+            raise ConfigError(f"{name}.lr must map parameter groups to positive learning rates, got {lr!r}")
+
+
 @dataclass
 class Config:
     """A complete run configuration."""
@@ -96,13 +132,19 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        def build(kind: type, sub: dict[str, Any]) -> Any:
+        def build(kind: type, sub: Any) -> Any:
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{kind.__name__} must be a JSON object, got {sub!r}")
             known = {f.name for f in fields(kind)}
             unknown = set(sub) - known
             if unknown:
                 raise ConfigError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
-            return kind(**sub)
+            obj = kind(**sub)
+            _check_numbers(obj)
+            return obj
 
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config is a JSON object, got {type(d).__name__}")
         unknown = set(d) - {"name", "model", "train"}
         if unknown:
             raise ConfigError(f"unknown config keys: {sorted(unknown)}")

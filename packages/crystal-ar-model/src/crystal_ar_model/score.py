@@ -37,8 +37,14 @@ def load_model(checkpoint: str | Path | None = None) -> tuple[CrystalARModel, di
     if ckpt is None:
         raise CheckpointFormatError(f"{checkpoint}: no checkpoint found (expected meta.json or a run directory)")
     meta = read_meta(ckpt)
-    cfg = Config.from_dict(meta["config"])
-    model = CrystalARModel(cfg.model, LatticeBins.from_dict(meta["bins"]), tuple(meta["vocabulary"]))
+    try:
+        cfg = Config.from_dict(meta["config"])
+        model = CrystalARModel(cfg.model, LatticeBins.from_dict(meta["bins"]), tuple(meta["vocabulary"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, CrystalARError):
+            raise
+        raise CheckpointFormatError(f"{ckpt}: meta.json does not describe a model ({type(exc).__name__}: "
+                                    f"{exc})") from exc
     try:
         model.load_state_dict(load_model_state(ckpt))
     except (RuntimeError, OSError) as exc:
