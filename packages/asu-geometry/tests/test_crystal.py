@@ -386,3 +386,13 @@ def test_to_asu_cell_refuses_non_finite_or_flat_cells(lattice, frac):
     """spglib kills the process on NaN or inf input; to_asu_cell refuses it first."""
     with pytest.raises(ValueError, match="finite|no volume"):
         ag.to_asu_cell(lattice, frac, [11])
+
+
+def test_to_asu_points_of_nothing_and_bad_tolerances():
+    empty = ag.to_asu_points(225, np.zeros((0, 3)))
+    assert empty.frac.shape == (0, 3) and empty.letters == []
+    for kwargs, message in ((dict(tol=-1.0), "tol must be a finite number >= 0"),
+                            (dict(tol=float("nan")), "tol must be a finite number >= 0"),
+                            (dict(lattice=np.eye(3) * np.nan), "finite \\(3, 3\\) matrix with volume")):
+        with pytest.raises(ValueError, match=message):
+            ag.to_asu_points(225, [[0.1, 0.2, 0.3]], **kwargs)

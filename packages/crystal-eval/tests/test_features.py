@@ -65,3 +65,16 @@ def test_magpie_fingerprint_offline():
 def test_rich_record_fields(rocksalt: Structure):
     r = rich_record(rocksalt)
     assert r.space_group == 225 and r.cnn is not None and r.magpie is not None and r.cnn_error is None
+
+
+def test_magpie_refuses_what_has_no_fingerprint():
+    from crystal_eval.features import magpie_fingerprint, standardise_magpie
+    from pymatgen.core import Composition
+
+    with pytest.raises(ValueError, match="unknown element"):
+        magpie_fingerprint(Composition({"Xx": 1}))
+    with pytest.raises(ValueError, match="empty composition"):
+        magpie_fingerprint(Composition({}))
+    with pytest.raises(ValueError, match="132 values"):
+        standardise_magpie(np.zeros(5))
+    assert standardise_magpie(np.zeros((2, 132))).shape == (2, 132)

@@ -15,6 +15,7 @@ Exact path (:func:`to_asu_point_exact`): the same on rationals, without toleranc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -218,13 +219,20 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = N
     criterion).
     """
     g = space_group(sg)
-    x = np.atleast_2d(np.asarray(frac, dtype=float))
+    x = np.asarray(frac, dtype=float)
+    x = x.reshape(0, 3) if x.size == 0 and x.ndim == 2 and x.shape[-1] in (0, 3) else np.atleast_2d(x)
     if x.shape[-1] != 3 or x.ndim != 2:
         raise ValueError(f"expected fractional coordinates of shape (3,) or (n, 3), got {np.shape(frac)}")
     if not np.all(np.isfinite(x)):
         raise ValueError("fractional coordinates must be finite")
+    if not (isinstance(tol, (int, float)) and 0 <= tol < math.inf):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     x = x - np.floor(x)
     lat = None if lattice is None else np.asarray(lattice, dtype=float).reshape(3, 3)
+    if lat is not None and not (np.all(np.isfinite(lat)) and abs(np.linalg.det(lat)) > 1e-9):
+        raise ValueError("lattice must be a finite (3, 3) matrix with volume")
+    if len(x) == 0:
+        return AsuPoints(np.zeros((0, 3)), np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros((0, 3)), [])
     chunk = max(64, CHUNK_IMAGES // g.order)
     if len(x) <= chunk:
         frac_out, wyck, shp, params = _canonicalise(g, x, tol, lat)

@@ -183,17 +183,30 @@ def crystalnn_fingerprint(structure: Structure, symmetry_reduce: bool = True) ->
 
 
 def magpie_fingerprint(composition: Composition) -> np.ndarray:
-    """Raw 132-d Magpie ``ElementProperty`` fingerprint of a composition (NaN for missing data)."""
+    """Raw 132-d Magpie ``ElementProperty`` fingerprint of a composition (NaN for missing data); ``ValueError``
+    for an empty composition or one with a species that is not an element."""
+    from pymatgen.core import Element
+
+    comp = composition.element_composition
+    if not comp or comp.num_atoms <= 0:
+        raise ValueError("an empty composition has no Magpie fingerprint")
+    unknown = [str(el) for el in comp if not isinstance(el, Element)]
+    if unknown:
+        raise ValueError(f"unknown element(s) {', '.join(unknown)}: no Magpie fingerprint")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        v = _magpie_featurizer().featurize(composition.element_composition)
+        v = _magpie_featurizer().featurize(comp)
     return np.asarray(v, dtype=float)
 
 
 def standardise_magpie(x: np.ndarray) -> np.ndarray:
-    """CDVAE CompScaler: ``(x - mean) / std`` with its fixed constants; NaN -> 0 after scaling."""
+    """CDVAE CompScaler: ``(x - mean) / std`` with its fixed constants; NaN -> 0 after scaling. ``x`` is one
+    132-d fingerprint or rows of them."""
     means, stds = comp_scaler()
-    z = (np.asarray(x, dtype=float) - means) / stds
+    x = np.asarray(x, dtype=float)
+    if x.shape[-1:] != means.shape:
+        raise ValueError(f"Magpie fingerprints have {means.shape[0]} values, got shape {x.shape}")
+    z = (x - means) / stds
     return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
 
