@@ -219,8 +219,7 @@ def to_asu_points(sg: int, frac: Any, tol: float = 1e-3, lattice: Any | None = N
     criterion).
     """
     g = space_group(sg)
-    x = np.asarray(frac, dtype=float)
-    x = x.reshape(0, 3) if x.size == 0 and x.ndim == 2 and x.shape[-1] in (0, 3) else np.atleast_2d(x)
+    x = np.atleast_2d(np.asarray(frac, dtype=float))
     if x.shape[-1] != 3 or x.ndim != 2:
         raise ValueError(f"expected fractional coordinates of shape (3,) or (n, 3), got {np.shape(frac)}")
     if not np.all(np.isfinite(x)):

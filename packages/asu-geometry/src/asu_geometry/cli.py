@@ -85,9 +85,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     try:
         save_asu_plot(args.space_group, out, dpi=args.dpi, labels=not args.no_labels,
                       elev=args.elev, azim=args.azim)
-    except ValueError as exc:  # an unknown picture format or a bad dpi (group errors are AsuGeometryError)
-        if isinstance(exc, AsuGeometryError):
-            raise
+    except AsuGeometryError:
+        raise  # an invalid group: reported by main
+    except ValueError as exc:  # an unknown picture format or a bad dpi
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(f"wrote {out}")

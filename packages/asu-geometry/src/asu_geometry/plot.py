@@ -121,8 +121,9 @@ def save_asu_plot(sg: int, path: str | Path, dpi: int = 150, **kwargs: Any) -> P
     path = Path(path)
     if not dpi > 0:
         raise ValueError(f"dpi must be positive, got {dpi}")
-    formats = plt.figure().canvas.get_supported_filetypes()
-    plt.close("all")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()  # no figure needed (and none of the caller's closed)
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in formats:
         raise ValueError(f"{path}: cannot write a picture with suffix {path.suffix or '(none)'!r}; use one of "

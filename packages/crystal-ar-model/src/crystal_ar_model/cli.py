@@ -230,9 +230,10 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite starts it again: choose one")
-    if not (args.resume or args.overwrite) and out.is_dir() and resolve_checkpoint(out) is not None:
-        raise ConfigError(f"run directory {out} already holds a training run ({resolve_checkpoint(out)}); pass "
-                          "--resume to continue it, --overwrite to start again there, or choose another directory")
+    earlier = resolve_checkpoint(out) if out.is_dir() and not (args.resume or args.overwrite) else None
+    if earlier is not None:
+        raise ConfigError(f"run directory {out} already holds a training run ({earlier}); pass --resume to continue "
+                          "it, --overwrite to start again there, or choose another directory")
     _writable_folder(out, "run directory")
     if args.epochs is not None:
         cfg.train.epochs = args.epochs
@@ -306,10 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return {"train": _train, "score": _score, "preprocess": _preprocess, "sample": _sample}[args.command](args)
-    except (CrystalARError, AsuGeometryError) as exc:
-        print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a file or folder that cannot be read or written (e.g. a cache folder path is a file)
+    except (CrystalARError, AsuGeometryError, OSError) as exc:  # OSError: a file or folder that cannot be used
         print(f"crystal-ar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 

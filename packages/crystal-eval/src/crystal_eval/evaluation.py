@@ -45,7 +45,7 @@ from crystal_eval.features import (
     RichRecord,
     basic_record,
     basic_record_from_item,
-    check_symmetry_tolerances,
+    check_positive,
     formula_key,
     rich_record,
     standardise_magpie,
@@ -59,13 +59,13 @@ from crystal_eval.io import (
     load_items,
     load_reference_cifs,
     parse_cif,
+    reference_files,
 )
 from crystal_eval.novelty import (
     ANGLE_TOL,
     LTOL,
     STOL,
     NoveltyResult,
-    check_match_tolerances,
     novelty_check,
     uniqueness_checked,
 )
@@ -135,12 +135,8 @@ class EvalConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.time_limit is not None and not math.isfinite(self.time_limit):
             raise ValueError("time_limit must be a finite number of seconds (or None / 0 for no limit)")
-        check_symmetry_tolerances(self.symprec, self.angle_tolerance)
-        check_match_tolerances(self.ltol, self.stol, self.angle_tol)
-        for name in ("cutoff", "min_volume"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        check_positive(symprec=self.symprec, angle_tolerance=self.angle_tolerance, ltol=self.ltol, stol=self.stol,
+                       angle_tol=self.angle_tol, cutoff=self.cutoff, min_volume=self.min_volume)
         if not isinstance(self.subsets, dict):
             raise ValueError(f"subsets must be a dict of metric -> population, got {self.subsets!r}")
         for k, v in self.subsets.items():
@@ -236,10 +232,6 @@ class TestReference:
     n_failed: int
     n_fingerprint_time_limit: int = 0  # test crystals whose fingerprint ran into the time limit
     time_limit: float | None = None  # the limit in force when they were computed
-
-
-def _paths(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:
-    return [paths] if isinstance(paths, (str, Path)) else list(paths)
 
 
 def test_reference(
@@ -380,9 +372,7 @@ def evaluate_detailed(
     items = _as_items(samples)
     if not items:
         raise InputError("no generated crystals to evaluate")
-    for path in [*_paths(train), *_paths(test)]:  # a missing reference file fails before any work
-        if not Path(path).is_file():
-            raise InputError(f"reference file not found: {path}")
+    reference_files(train), reference_files(test)  # a missing reference file fails before any work
     warnings_: list[str] = []
 
     keys = [item_key(it) for it in items]

@@ -101,11 +101,12 @@ def _check_cell(structure: Structure) -> None:
         raise ValueError("degenerate (zero-volume) cell")
 
 
-def check_symmetry_tolerances(symprec: float, angle_tolerance: float) -> None:
-    """``ValueError`` unless ``symprec`` (Angstrom) and ``angle_tolerance`` (degrees) are positive and finite:
-    spglib kills the process on a negative or NaN tolerance."""
-    for name, v in (("symprec", symprec), ("angle_tolerance", angle_tolerance)):
-        if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+def check_positive(**named: float) -> None:
+    """``ValueError`` naming the first of ``named`` that is not a positive finite number. Tolerances are checked
+    so: spglib kills the process on a negative or NaN ``symprec``, and a bad StructureMatcher tolerance makes
+    every comparison fail (every crystal would count as unique and novel)."""
+    for name, v in named.items():
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < math.inf):
             raise ValueError(f"{name} must be a positive number, got {v!r}")
 
 
@@ -119,7 +120,7 @@ def symmetry_features(
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    check_symmetry_tolerances(symprec, angle_tolerance)
+    check_positive(symprec=symprec, angle_tolerance=angle_tolerance)
     try:
         _check_cell(structure)
         with warnings.catch_warnings():

@@ -412,22 +412,27 @@ def items_from_structures(structures: Iterable[Structure | None], names: Sequenc
     return out
 
 
+def reference_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """One or more reference CSV paths as a list; :class:`InputError` when none is given or one is missing."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise InputError("no reference file given")
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"reference file not found: {p}")
+    return [Path(p) for p in paths]
+
+
 def load_reference_cifs(paths: str | Path | Sequence[str | Path]) -> tuple[list[str], list[str], str]:
     """Read one or more CDVAE CSVs; return ``(names, cif_texts, combined content hash)``.
 
     Raises :class:`InputError` when a file is missing or has no ``cif`` column.
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    if not paths:
-        raise InputError("no reference file given")
+    paths = reference_files(paths)
     names: list[str] = []
     cifs: list[str] = []
     h = hashlib.sha256(b"reference:v1\n")
     for p in paths:
-        p = Path(p)
-        if not p.is_file():
-            raise InputError(f"reference file not found: {p}")
         h.update(file_sha256(p).encode())
         df = read_cdvae_csv(p)
         names += _csv_names(df)

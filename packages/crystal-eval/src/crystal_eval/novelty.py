@@ -10,7 +10,6 @@ work of each crystal (all its comparisons together). A crystal that runs into th
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,24 +19,16 @@ from functools import cache
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from crystal_eval.features import formula_key
+from crystal_eval.features import check_positive, formula_key
 from crystal_eval.timelimit import TimeLimitExceeded, time_limit
 
 LTOL, STOL, ANGLE_TOL = 0.2, 0.3, 5.0
 
 
-def check_match_tolerances(ltol: float, stol: float, angle_tol: float) -> None:
-    """``ValueError`` unless the StructureMatcher tolerances are positive and finite (a bad one makes every
-    comparison fail, and every crystal would silently count as unique and novel)."""
-    for name, v in (("ltol", ltol), ("stol", stol), ("angle_tol", angle_tol)):
-        if not (isinstance(v, (int, float)) and 0 < v < math.inf):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-
-
 @cache
 def matcher(ltol: float = LTOL, stol: float = STOL, angle_tol: float = ANGLE_TOL) -> StructureMatcher:
     """``StructureMatcher(ltol, stol, angle_tol)`` with pymatgen's other defaults (primitive cell, scale)."""
-    check_match_tolerances(ltol, stol, angle_tol)
+    check_positive(ltol=ltol, stol=stol, angle_tol=angle_tol)
     return StructureMatcher(ltol=ltol, stol=stol, angle_tol=angle_tol)
 
 
@@ -46,7 +37,7 @@ def structures_match(
 ) -> bool:
     """True if StructureMatcher fits ``a`` and ``b`` (errors count as no match; bad tolerances raise
     ``ValueError``)."""
-    check_match_tolerances(ltol, stol, angle_tol)
+    check_positive(ltol=ltol, stol=stol, angle_tol=angle_tol)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
