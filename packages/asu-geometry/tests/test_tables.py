@@ -73,9 +73,10 @@ def test_known_examples_from_the_research_notes():
 
 
 def test_bad_lookups_raise_named_errors():
-    for bad in (0, 231, -3, 2.5, "12", True):
+    for bad in (0, 231, -3, 2.5, "12", True, [1], {"number": 1}, None):
         with pytest.raises(InvalidSpaceGroupError):
             ag.space_group(bad)
+    assert ag.space_group(np.int64(225)) is ag.space_group(225)  # one cached group per number
     with pytest.raises(UnknownWyckoffPositionError):
         ag.space_group(62).wyckoff("z")
 

@@ -153,5 +153,17 @@ def test_bad_groups_raise() -> None:
         FoldedDistribution(base, rot, tr, lambda x: x, op_mask=no_id)
     with pytest.raises(ValueError, match="does not broadcast"):
         FoldedDistribution(torus((3,)), rot, tr, lambda x: x, op_mask=mask)
+    # one operation listed twice would count its images twice: the density would integrate to 3, not 1
+    twice = torch.stack((EYE, -EYE, -EYE))
+    with pytest.raises(ValueError, match="listed twice"):
+        FoldedDistribution(torus(), twice, torch.zeros(3, 3, dtype=F64), lambda x: x, period=1.0)
+    shifted = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.5], [0.0, 0.0, 1.5]], dtype=F64)  # 1.5 = 0.5 mod 1
+    with pytest.raises(ValueError, match="listed twice"):
+        FoldedDistribution(torus(), twice, shifted, lambda x: x, period=1.0)
+    FoldedDistribution(torus(), twice, shifted, lambda x: x)  # without a period, t = 0.5 and 1.5 differ
+    FoldedDistribution(torus(), twice, torch.zeros(3, 3, dtype=F64), lambda x: x, period=1.0,
+                       validate_args=False)  # the O(G^2) check runs only when validating
+    masked = torch.tensor([True, True, False])  # a padded copy is not an operation
+    FoldedDistribution(torus(), twice, torch.zeros(3, 3, dtype=F64), lambda x: x, period=1.0, op_mask=masked)
     with pytest.raises(ValueError, match=r"translations must have shape \(2, 2, 3\)"):
         FoldedDistribution(base, rot, tr[:, :1], lambda x: x, op_mask=mask)

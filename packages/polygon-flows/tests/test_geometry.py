@@ -109,3 +109,18 @@ def test_a_star_polygon_is_not_convex() -> None:
     pentagon = torch.tensor([[math.cos(2 * math.pi * i / 5), math.sin(2 * math.pi * i / 5)] for i in range(5)],
                             dtype=torch.float64)
     validate_convex_polygon(pentagon)  # the same points in convex order pass
+
+
+def test_quadrature_refuses_a_polygon_its_fan_would_miscount() -> None:
+    """The centroid fan covers a non-convex or clockwise polygon wrongly (its weights would not sum to the
+    area), so :func:`polygon_quadrature` refuses it; the convex counter-clockwise square still integrates."""
+    from polygon_flows import polygon_quadrature
+
+    dart = torch.tensor([[0.0, 0.0], [2.0, 1.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)  # reflex at (1, 1)
+    with pytest.raises(ValueError, match="vertices"):
+        polygon_quadrature(dart)
+    square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="clockwise"):
+        polygon_quadrature(square.flip(0))
+    _, w = polygon_quadrature(square, level=1, degree=2)
+    assert abs(float(w.sum()) - 1.0) < 1e-12

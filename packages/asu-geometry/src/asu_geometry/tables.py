@@ -429,10 +429,15 @@ def _shape(d: dict[str, Any], asu: AsymmetricUnit) -> WyckoffShape:
     return WyckoffShape(3, (zero, zero, zero), eye, asu.vertices, tuple(asu.vertices))
 
 
-@cache
 def space_group(sg: int) -> SpaceGroup:
-    """The :class:`SpaceGroup` with number ``sg`` (1..230), loaded from the shipped table (cached)."""
-    n = _check_number(sg)
+    """The :class:`SpaceGroup` with number ``sg`` (1..230), loaded from the shipped table (cached);
+    :class:`InvalidSpaceGroupError` for anything else (checked before the cache, so a list or a string is
+    named as such rather than failing as an unhashable cache key)."""
+    return _space_group(_check_number(sg))
+
+
+@cache
+def _space_group(n: int) -> SpaceGroup:
     g = _raw_table()["groups"][n - 1]
     assert g["number"] == n
     ops = np.array(g["ops"], dtype=np.int64)

@@ -135,6 +135,8 @@ class FoldedDistribution(Distribution):
         self.period = period
         self._support = support if support is not None else base.support
         super().__init__(batch, base.event_shape, validate_args=validate_args)
+        if self._validate_args:  # O(G^2) per group: only when validating (the crystal model passes False)
+            _check_distinct_operations(rot, tr, mask, period)
 
     @tc.dependent_property(is_discrete=False, event_dim=1)
     def support(self) -> tc.Constraint:  # type: ignore[override]
@@ -199,3 +201,18 @@ class FoldedDistribution(Distribution):
             base = self.base if self.base.batch_shape == self.batch_shape else self.base.expand(self.batch_shape)
             x = base.sample(shape) if generator is None else base.sample(shape, generator=generator)  # type: ignore[call-arg]
             return self.fold(x)
+
+
+def _check_distinct_operations(rot: Tensor, tr: Tensor, mask: Tensor, period: float | None) -> None:
+    """``ValueError`` when a group lists one operation twice (modulo ``period``): the fold would count its
+    images twice and the density would integrate to more than 1."""
+    same_r = (rot.unsqueeze(-3) - rot.unsqueeze(-4)).abs().amax((-1, -2)) < 1e-6
+    dt = tr.unsqueeze(-2) - tr.unsqueeze(-3)
+    if period is not None:
+        dt = torch.remainder(dt + period / 2, period) - period / 2
+    same = same_r & (dt.abs().amax(-1) < 1e-6) & mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    same &= ~torch.eye(same.shape[-1], dtype=torch.bool, device=same.device)
+    if bool(same.any()):
+        raise ValueError("the operations must be distinct elements of the group: one is listed twice (same R and "
+                         "t" + ("" if period is None else " modulo the period") + "), so its images would be "
+                         "counted twice")

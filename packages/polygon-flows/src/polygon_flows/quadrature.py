@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .geometry import validate_convex_polygon
+
 __all__ = ["box_quadrature", "polygon_cells", "polygon_quadrature", "segment_quadrature"]
 
 
@@ -30,6 +32,7 @@ def polygon_cells(vertices: Tensor, level: int) -> Tensor:
     """
     if vertices.dim() != 2 or vertices.shape[-1] != 2 or level < 0:
         raise ValueError("vertices must have shape (k, 2) and level must be >= 0")
+    validate_convex_polygon(vertices)  # the fan from the centroid covers only a convex polygon exactly once
     c = vertices.mean(0)
     tris = torch.stack(
         [torch.stack([c, vertices[i], vertices[(i + 1) % len(vertices)]]) for i in range(len(vertices))]
