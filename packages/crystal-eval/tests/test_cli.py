@@ -145,6 +145,12 @@ def test_cli_names_an_asymmetric_unit_record_file(tmp_path: Path, capsys):
     assert main([str(path), "--train", TRAIN, "--test", TEST, "--no-cache", "-q"]) == 2
     err = capsys.readouterr().err
     assert "asymmetric-unit record (crystal-ar-sample/1)" in err and "samples.extxyz" in err
+    # an AsuCrystal's JSON has a lattice (six parameters) but sites instead of atoms: refused the same way
+    asu = {"@format": "asu-crystal/2", "space_group": 225, "lattice": [5.6, 5.6, 5.6, 90, 90, 90], "anchored": True,
+           "sites": [{"element": "Na", "wyckoff": "a", "shape_index": 0, "frac_coords": [0, 0, 0]}]}
+    path.write_text(json.dumps(asu) + "\n")
+    assert main([str(path), "--train", TRAIN, "--test", TEST, "--no-cache", "-q"]) == 2
+    assert "asymmetric-unit record (asu-crystal/2)" in capsys.readouterr().err
 
 
 def test_cli_warns_about_unreadable_test_rows(tmp_path: Path, capsys):

@@ -128,7 +128,7 @@ def record_to_structure(rec: dict[str, Any]) -> Structure:
         lattice = Lattice.from_parameters(*np.asarray(rec["lengths"], float), *np.asarray(rec["angles"], float))
     else:
         raise ValueError("record has no 'cif' and no lattice ('lattice', 'lattice_params', 'lengths'+'angles')")
-    species = next((rec[k] for k in ("species", "elements", "atom_types", "numbers") if k in rec), None)
+    species = next((rec[k] for k in SPECIES_KEYS if k in rec), None)
     if species is None:
         raise ValueError("record has no species ('species', 'elements', 'atom_types' or 'numbers')")
     species = [int(x) if isinstance(x, (int, np.integer, float)) else str(x) for x in species]
@@ -260,7 +260,7 @@ def _read_jsonl(path: Path) -> list[Item]:
             continue
         if isinstance(rec, dict):
             fmt = str(rec.get("@format", ""))
-            if fmt.startswith(ASU_RECORD_FORMATS) and "cif" not in rec and "lattice" not in rec:
+            if fmt.startswith(ASU_RECORD_FORMATS) and "cif" not in rec and not any(k in rec for k in SPECIES_KEYS):
                 raise InputError(
                     f"{path}: line {k + 1} is an asymmetric-unit record ({fmt}), e.g. of `crystal-ar sample`, which "
                     "crystal-eval does not expand; evaluate the conventional cells written beside it (samples.extxyz "
@@ -271,7 +271,11 @@ def _read_jsonl(path: Path) -> list[Item]:
 
 
 ASU_RECORD_FORMATS = ("crystal-ar-sample/", "asu-crystal/")
-"""``@format`` prefixes of asymmetric-unit records (crystal-ar's samples.jsonl, asu-geometry's AsuCrystal JSON)."""
+"""``@format`` prefixes of asymmetric-unit records (crystal-ar's samples.jsonl, asu-geometry's AsuCrystal JSON):
+refused unless they also carry a CIF or a species list, since only their sites, not their atoms, are given."""
+
+SPECIES_KEYS = ("species", "elements", "atom_types", "numbers")
+"""The keys a JSON-lines record may give its species under (the first present one is read)."""
 
 
 PT_KEYS = ("frac_coords", "num_atoms", "atom_types", "lengths", "angles")
