@@ -230,3 +230,19 @@ def test_table1_intervals_prefer_the_reports_own_and_print_only_when_present(rep
     assert lines == [f"- {report['table']['rows'][0]['label']}, 95 % Wilson intervals of the Table 1 rates: "
                      f"{title} [12.2, 13.8] %."]
     assert lines[0] in render.render(report)
+
+
+def test_committed_speed_rows_are_their_run_files():
+    """Our rows of the speed table are the committed ``docs/samples/*.run.json`` files: the seconds, the source and
+    how the run used its worker processes (on the CPU each worker draws whole blocks; none means one process)."""
+    build = _load_report_script("build")
+    committed = json.loads((ROOT / "docs" / "results.json").read_text())
+    ours = {build.SETS[k][2]: k for k in build.SETS}
+    rows = [r for r in committed["speed"]["rows"] if r["label"] in ours]
+    assert {ours[r["label"]] for r in rows} == set(build.SETS)
+    for row in rows:
+        info = json.loads((ROOT / "docs" / "samples" / f"{build.SETS[ours[row['label']]][0]}.run.json").read_text())
+        assert row == build.sample_speed_row(ours[row["label"]], info)
+        assert row["seconds_per_500"] == pytest.approx(500 * info["seconds"] / info["n"], abs=0.01)
+    assert build.workers_label({"workers": 0}) == "no worker process (all in one process)"
+    assert build.workers_label({"workers": 2}) == "2 worker processes drawing whole blocks"

@@ -125,6 +125,23 @@ def git_commit() -> str:
         return "unknown"
 
 
+def sample_speed_row(key: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The speed-table row of sample set ``key`` from its ``*.run.json`` (``info``)."""
+    return {"label": SETS[key][2], "seconds_per_500": info["seconds_per_500"], "digits": 1,
+            "hardware": f"{info['hardware']['label']}, torch 1 thread, {workers_label(info)}, "
+                        f"load average {info['hardware']['load_average']:.1f}",
+            "source": f"{info['file']} ({info['n']} crystals in {info['seconds']:.1f} s)"}
+
+
+def workers_label(info: dict[str, Any]) -> str:
+    """How a CPU sampling run used its processes (``crystal-ar sample --workers``): each worker draws whole
+    blocks (the draw, the scorer's normal forms, the redraws and the scores); 0 means all in one process."""
+    n = int(info["workers"])
+    if n == 0:
+        return "no worker process (all in one process)"
+    return f"{n} worker process{'es' if n > 1 else ''} drawing whole blocks"
+
+
 def hardware() -> dict[str, Any]:
     """CPU model and core count of this machine, and the load average now."""
     cpu = "unknown CPU"
@@ -427,10 +444,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     speed_rows = []
     for key in SETS:
         info = sets[key][1]
-        speed_rows.append({"label": SETS[key][2], "seconds_per_500": info["seconds_per_500"], "digits": 1,
-                           "hardware": f"{info['hardware']['label']}, torch 1 thread, {info['workers']} "
-                                       f"normal-form worker(s), load average {info['hardware']['load_average']:.1f}",
-                           "source": f"{info['file']} ({info['n']} crystals in {info['seconds']:.1f} s)"})
+        speed_rows.append(sample_speed_row(key, info))
     prow, paper = paper_rows()
     for r in prow:
         if r["values"].get("seconds_per_500") is not None:
@@ -589,10 +603,11 @@ def stability_section() -> dict[str, Any]:
                       "cores); each row names its population and the command that produced it.", "rows": rows}
 
 
-def refresh_committed(out_dir: Path) -> None:
+def refresh_committed(out_dir: Path, samples_dir: Path = ROOT / "docs" / "samples") -> None:
     """Replace the sections of ``out_dir/results.json`` that are read from committed files (the crystal-eval
     ``--stability`` reports, :func:`stability_section`; the stabiliser ablations, :func:`ablation_section`), derive
-    Table 1's rate intervals from the crystal-eval reports the JSON holds (:func:`table_intervals`) and render
+    Table 1's rate intervals from the crystal-eval reports the JSON holds (:func:`table_intervals`), the speed rows
+    of our sample sets from their committed ``*.run.json`` (:func:`sample_speed_row`), and render
     ``results.md`` again; every other value is kept."""
     path = out_dir / "results.json"
     if not path.is_file():
@@ -603,6 +618,11 @@ def refresh_committed(out_dir: Path) -> None:
     for row in report["table"]["rows"]:  # Table 1's rate intervals, from the crystal-eval reports the JSON holds
         if row.get("key") in report.get("evals", {}):
             row["intervals_95"] = table_intervals(report["evals"][row["key"]]["report"])
+    ours = {SETS[key][2]: key for key in SETS}  # the speed rows of our sample sets, from their run.json files
+    for i, row in enumerate(report["speed"]["rows"]):
+        run_json = samples_dir / f"{SETS[ours[row['label']]][0]}.run.json" if row["label"] in ours else None
+        if run_json is not None and run_json.is_file():
+            report["speed"]["rows"][i] = sample_speed_row(ours[row["label"]], json.loads(run_json.read_text()))
     path.write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out_dir / "results.md").write_text(render.render(json.loads(path.read_text())))
     log(f"refreshed the stability section of {path} ({len(report['stability']['rows'])} row(s)), the ablations "
@@ -635,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("-n must be at least 1")
     try:
         if args.refresh:
-            refresh_committed(Path(args.out_dir))
+            refresh_committed(Path(args.out_dir), Path(args.samples_dir))
         else:
             build(args)
     except (ReportError, FileNotFoundError) as exc:
