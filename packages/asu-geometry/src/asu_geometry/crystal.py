@@ -424,7 +424,7 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
     affine normalizer of the group, anchored along the free directions in polar groups; two descriptions
     of one crystal (any cell, origin, Cartesian frame or site order) give the same result. With
     ``canonical=False`` the representatives are those of spglib's standardised basis and origin, snapped within
-    ``symprec`` and sorted (debugging; marked ``anchored=False``).
+    ``symprec`` and sorted (debugging; marked ``anchored=False`` in a polar group, the only groups with an anchor).
 
     Raises :class:`DisorderedStructureError` for partial occupancies, :class:`UnknownSpeciesError` for a
     species that is not an element (e.g. a dummy ``Xx``), :class:`SymmetryNotFoundError` when spglib finds

@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"crystal-ar-model {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the model (works under torchrun for DDP)")
-    t.add_argument("--config", default="tiny", help="shipped preset (tiny, default) or a JSON file [tiny]")
+    t.add_argument("--config", default="tiny", help="shipped preset (tiny, default, paper) or a JSON file [tiny]")
     t.add_argument(
         "--data",
         default="mp20-available",

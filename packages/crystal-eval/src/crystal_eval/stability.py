@@ -379,8 +379,9 @@ def evaluate_stability(
 ) -> StabilityResult:
     """Stability figures of ``crystals`` (the U.N. crystals) out of a draw of ``n_draw`` crystals.
 
-    Returns the six :data:`STABILITY_KEYS` (percentages, RMSD in Å; None when there is no crystal)
-    plus ``stability_meta`` (label, potential, hull, counts, failures, sanity figure of the hull).
+    Returns a :class:`StabilityResult`: its ``report`` holds the six :data:`STABILITY_KEYS` (percentages, RMSD in
+    Å; None when there is no crystal) plus ``stability_meta`` (label, potential, hull, counts, failures, sanity
+    figure of the hull).
     Raises :class:`~crystal_eval.potential.MissingExtraError` without the extra and
     :class:`~crystal_eval.io.InputError` for missing reference files.
     """
