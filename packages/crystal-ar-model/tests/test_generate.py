@@ -268,6 +268,7 @@ BAD = {
                                     "asks for 5 distinct elements"),
     "max-atoms above the model": (["--max-atoms", "500"], "exceeds the model's limit"),
     "bad shard": (["--shard", "2/2"], "--shard i/n needs 0 <= i < n"),
+    "negative shard": (["--shard", "-1/2"], "--shard i/n needs 0 <= i < n, got '-1/2'"),  # not "expected one argument"
     "zero temperature": (["--temperature", "0"], "must be a positive number"),
     "negative min-distance": (["--min-distance", "-1"], "must be a positive number"),
     "zero crystals": (["-n", "0"], "must be a positive integer"),

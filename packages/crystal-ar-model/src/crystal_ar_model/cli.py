@@ -298,9 +298,23 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _glue_shard(argv: list[str]) -> list[str]:
+    """``--shard -1/2`` as ``--shard=-1/2``: argparse takes a value that starts with '-' and is not a plain negative
+    number for an option, and would say "expected one argument" instead of what is wrong with the shard."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a == "--shard":
+            value = next(it, None)
+            out.append("--shard" if value is None else f"--shard={value}")
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``crystal-ar`` console script."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_glue_shard(list(sys.argv[1:] if argv is None else argv)))
     from asu_geometry import AsuGeometryError
 
     from .errors import CrystalARError
