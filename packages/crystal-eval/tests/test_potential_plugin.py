@@ -110,6 +110,57 @@ def test_the_time_limit_holds_for_each_crystal_of_a_plugged_in_calculator():
         assert 0.29 <= r.seconds < 1.0  # its own evaluations only, stopped at the limit (timer resolution)
 
 
+class SleepyEMT(EMT):
+    """EMT that waits 100 ms per evaluation without using the CPU (as a remote or GPU potential might)."""
+
+    def calculate(self, *args, **kwargs):
+        import time
+
+        time.sleep(0.1)
+        super().calculate(*args, **kwargs)
+
+
+def test_a_cpu_time_limit_does_not_count_the_calculators_waiting():
+    """SleepyEMT waits 100 ms per evaluation: 10 steps run past a 0.5 s wall-clock limit, but use far less than
+    0.5 s of CPU (EMT on 4 atoms takes milliseconds), so under ``clock="cpu"`` they reach the step cap instead."""
+    from threadpoolctl import threadpool_limits
+
+    pot = AseCalculatorPotential(SleepyEMT(), "sleepy EMT")
+    crystals = [strained("Cu", 1), strained("Ni", 2)]
+    wall = pot.relax_batch(crystals, 1e-6, 10, 0.5)
+    assert all(isinstance(r, RelaxFailure) and r.timed_out for r in wall)
+    with threadpool_limits(1):  # as crystal-eval relaxes: a spinning BLAS thread would use up CPU time too
+        cpu = pot.relax_batch(crystals, 1e-6, 10, 0.5, clock="cpu")
+    for r in cpu:
+        assert isinstance(r, RelaxOutcome) and r.steps == 10 and not r.converged
+        assert r.seconds < 0.5  # CPU seconds charged, not the 1.1 s and more of wall time
+
+
+def test_a_plugged_in_relax_batch_without_a_clock_serves_the_wall_clock_only():
+    """A plug-in whose ``relax_batch`` predates the ``clock`` parameter: used as before for the wall clock; with
+    ``clock="cpu"`` the crystals are relaxed one at a time by its ``relax`` under a CPU-time limit instead."""
+    from crystal_eval.potential import relax_structures
+
+    class OldPlugin(AseCalculatorPotential):
+        calls: list[str] = []
+
+        def relax(self, structure, fmax, max_steps):
+            self.calls.append("relax")
+            return super().relax(structure, fmax, max_steps)
+
+        def relax_batch(self, structures, fmax, max_steps, limit=None):  # no clock parameter
+            self.calls.append("relax_batch")
+            return super().relax_batch(structures, fmax, max_steps, limit)
+
+    pot = OldPlugin(EMT(), "EMT")
+    crystals = [strained("Cu", 3), strained("Ni", 4)]
+    relax_structures(pot, crystals, 0.05, 50, 30.0)
+    assert pot.calls == ["relax_batch"]
+    pot.calls.clear()
+    out = relax_structures(pot, crystals, 0.05, 50, 30.0, clock="cpu")
+    assert pot.calls == ["relax", "relax"] and all(isinstance(r, RelaxOutcome) for r in out)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

@@ -96,6 +96,24 @@ def test_time_limit_counts_as_not_stable_and_a_larger_limit_retries(cache: Featu
     assert split["total"] == again.details.relax_seconds.iloc[0] > 0
 
 
+def test_a_cpu_time_limit_is_recorded_and_its_time_out_is_not_reused_on_the_wall_clock(cache: FeatureCache):
+    """``time_clock="cpu"`` counts the worker's CPU time: the time-out says so and is recorded with its clock; a
+    wall-clock run does not take that time-out from the cache (it relaxes again), nor does a longer limit."""
+    crystal = fixture_crystals(2)
+    res = evaluate_stability(crystal, 1, REFS, cfg(time_limit=0.05, time_clock="cpu"), cache)
+    d = res.details.iloc[0]
+    assert d.stability_error == "TimeLimitExceeded: relaxation exceeded the time limit of 0.05 s of CPU time"
+    assert res.report["stability_meta"]["config"]["time_limit_clock"] == "cpu"
+    assert res.report["stability_meta"]["n_time_limit"] == 1 and not d.stable
+    wall = evaluate_stability(crystal, 1, REFS, cfg(time_limit=0.05), cache)
+    assert wall.details.stability_error.iloc[0] == "TimeLimitExceeded: relaxation exceeded the time limit of 0.05 s"
+    assert wall.report["stability_meta"]["config"]["time_limit_clock"] == "wall"
+    done = evaluate_stability(crystal, 1, REFS, cfg(time_limit=600.0, time_clock="cpu"), cache)
+    assert done.details.stability_error.iloc[0] == "" and done.details.relax_seconds.iloc[0] > 0
+    with pytest.raises(ValueError, match="time_clock must be one of"):
+        cfg(time_clock="gpu").validate()
+
+
 def perturbed(s: Structure, seed: int) -> Structure:
     """A slightly strained (<= 2%) and rattled (0.05 A) copy: the relaxation has work to do."""
     rng = np.random.default_rng(seed)

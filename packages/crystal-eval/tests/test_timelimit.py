@@ -51,6 +51,36 @@ def test_time_limit_interrupts_python_work_and_is_a_no_op_without_limit():
     time.sleep(0.05)
 
 
+def test_a_cpu_time_limit_counts_work_not_waiting():
+    """With ``clock="cpu"`` a busy loop runs into the limit, a sleep of twice the limit does not (it uses no CPU),
+    and the wall-clock limit of the same length does fire on the same sleep."""
+    with pytest.raises(TimeLimitExceeded, match="busy loop exceeded the time limit of 0.2 s of CPU time"):
+        with time_limit(0.2, "busy loop", clock="cpu"):
+            while True:
+                pass
+    c0, t0 = time.process_time(), time.monotonic()
+    with time_limit(0.2, "sleep", clock="cpu"):
+        time.sleep(0.4)
+    assert time.monotonic() - t0 >= 0.4 and time.process_time() - c0 < 0.2
+    with pytest.raises(TimeLimitExceeded, match="sleep exceeded the time limit of 0.2 s$"):
+        with time_limit(0.2, "sleep"):
+            time.sleep(0.4)
+    # the two clocks have separate timers: a wall limit inside a CPU limit, and the other way round
+    with pytest.raises(TimeLimitExceeded, match="inner"):
+        with time_limit(10.0, "outer", clock="cpu"):
+            with time_limit(0.2, "inner"):
+                time.sleep(0.4)
+    with pytest.raises(TimeLimitExceeded, match="inner"):
+        with time_limit(10.0, "outer"):
+            with time_limit(0.2, "inner", clock="cpu"):
+                while True:
+                    pass
+    with pytest.raises(ValueError, match="clock must be one of"):
+        with time_limit(1.0, clock="gpu"):
+            pass
+    time.sleep(0.05)  # no timer of either clock is left behind
+
+
 def test_nested_limits_the_earlier_one_fires():
     with pytest.raises(TimeLimitExceeded, match="outer"):
         with time_limit(0.2, "outer"):

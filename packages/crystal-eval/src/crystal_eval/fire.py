@@ -27,14 +27,14 @@ neighbour graph), weighs it (``cost``) and evaluates energies, forces and stress
 prepared crystals in one call. Converged crystals leave the batch and waiting ones join it (at most
 ``batch_size`` crystals and ``batch_atoms`` atoms at a time). The per-crystal time limit is charged with
 the crystal's own ``prepare`` time plus its share, by cost, of every batched call and update; a crystal
-whose cost alone exceeds ``cost_budget`` is evaluated on its own under a ``SIGALRM`` limit, so one
-pathological cell cannot hold a whole batch.
+whose cost alone exceeds ``cost_budget`` is evaluated on its own under a timer limit, so one
+pathological cell cannot hold a whole batch. The time is wall-clock time or, with ``clock="cpu"``, the
+process's CPU time (:mod:`crystal_eval.timelimit`).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.linalg import expm
 
-from crystal_eval.timelimit import TimeLimitExceeded, time_limit
+from crystal_eval.timelimit import TimeLimitExceeded, clock_function, time_limit
 
 
 @dataclass(frozen=True)
@@ -190,33 +190,34 @@ def _failure(exc: Exception) -> str:
 
 
 def _prepare(active: list[_State], calculator: BatchCalculator, cells: np.ndarray, f_def: np.ndarray,
-             limit: float | None) -> dict[int, str]:  # fmt: skip
+             limit: float | None, clock: str = "wall") -> dict[int, str]:  # fmt: skip
     """Each crystal's potential input at its current geometry, timed and charged to that crystal alone."""
     failed: dict[int, str] = {}
+    now = clock_function(clock)
     for k, st in enumerate(active):
-        t0 = time.perf_counter()
+        t0 = now()
         try:
-            with time_limit(_remaining(st, limit), "relaxation"):
+            with time_limit(_remaining(st, limit), "relaxation", clock):
                 st.prepared = calculator.prepare(cells[k], st.x @ f_def[k].T, st.numbers)
                 st.cost = max(float(calculator.cost(st.prepared)), 1.0)
         except TimeLimitExceeded:
             failed[k] = _TIMED_OUT
         except Exception as exc:
             failed[k] = _failure(exc)
-        st.seconds += time.perf_counter() - t0
+        st.seconds += now() - t0
     return failed
 
 
 def _evaluate(active: list[_State], grp: list[int], calculator: BatchCalculator,
-              limit: float | None) -> dict[int, str]:  # fmt: skip
+              limit: float | None, clock: str = "wall") -> dict[int, str]:  # fmt: skip
     """Evaluate one sub-batch into ``active[k].result``; returns its failures.
 
     A batch that raises is retried one crystal at a time, so that one bad crystal fails alone. A crystal
-    alone in its sub-batch is evaluated under a ``SIGALRM`` limit of its remaining time.
+    alone in its sub-batch is evaluated under a timer limit of its remaining time (``clock``).
     """
     try:
         if len(grp) == 1:
-            with time_limit(_remaining(active[grp[0]], limit), "relaxation"):
+            with time_limit(_remaining(active[grp[0]], limit), "relaxation", clock):
                 results = calculator.evaluate([active[grp[0]].prepared])
         else:
             results = calculator.evaluate([active[k].prepared for k in grp])
@@ -226,10 +227,11 @@ def _evaluate(active: list[_State], grp: list[int], calculator: BatchCalculator,
         if len(grp) == 1:
             return {grp[0]: _failure(exc)}
         failed: dict[int, str] = {}
+        now = clock_function(clock)
         for k in grp:
-            t0 = time.perf_counter()
-            failed |= _evaluate(active, [k], calculator, limit)
-            active[k].seconds += time.perf_counter() - t0
+            t0 = now()
+            failed |= _evaluate(active, [k], calculator, limit, clock)
+            active[k].seconds += now() - t0
         return failed
     failed = {}
     for k, r in zip(grp, results, strict=True):
@@ -276,15 +278,18 @@ def fire_relax(
     batch_size: int = 32,
     batch_atoms: int = 512,
     cost_budget: float = 250_000.0,
+    clock: str = "wall",
 ) -> list[FireOutcome]:
     """Relax ``crystals`` (``(cell, Cartesian positions, atomic numbers)`` each) together; never raises for one crystal.
 
     Each crystal stops when converged (every generalised-force row below ``fmax``), after ``max_steps``
     FIRE steps, when the potential fails on it (``error``) or when the time charged to it passes
-    ``limit`` seconds (``timed_out``). Crystals enter the batch in order of size (fewest atoms first), so
+    ``limit`` seconds of ``clock`` (``timed_out``; ``"wall"`` or ``"cpu"``, the process's CPU time, see
+    :mod:`crystal_eval.timelimit`). Crystals enter the batch in order of size (fewest atoms first), so
     that a batch holds similar sizes and the padded update wastes little.
     """
     p = params or FireParameters()
+    now = clock_function(clock)
     limit = limit if limit is not None and limit > 0 else None
     out: list[FireOutcome | None] = [None] * len(crystals)
     pending = sorted(range(len(crystals)), key=lambda i: (len(crystals[i][2]), i), reverse=True)  # pop() smallest
@@ -295,7 +300,8 @@ def fire_relax(
         ok = error is None and st.result is not None
         timed_out = error == _TIMED_OUT
         if timed_out:
-            error = f"TimeLimitExceeded: relaxation exceeded the time limit of {limit:g} s"
+            error = f"TimeLimitExceeded: relaxation exceeded the time limit of {limit:g} s" + (
+                " of CPU time" if clock == "cpu" else "")
         out[st.index] = FireOutcome(
             cell=st.cell0 @ f_def.T, positions=st.x @ f_def.T,
             energy_per_atom=st.result.energy_per_atom if ok else float("nan"),  # type: ignore[union-attr]
@@ -310,15 +316,15 @@ def fire_relax(
             i = pending.pop()
             cell0, x0 = np.array(cell, float), np.array(pos, float)
             active.append(_State(i, np.asarray(numbers), cell0, x0, np.zeros((3, 3)), p.dt, p.astart))
-        t_step = time.perf_counter()
+        t_step = now()
         own = sum(st.seconds for st in active)
         n = np.array([float(st.n) for st in active])
         f_def = deformation_gradients(np.stack([st.u for st in active]), n)
         cells = np.stack([st.cell0 for st in active]) @ np.swapaxes(f_def, 1, 2)
-        failed = _prepare(active, calculator, cells, f_def, limit)
+        failed = _prepare(active, calculator, cells, f_def, limit, clock)
         took_part = [k for k in range(len(active)) if k not in failed]
         for grp in _groups(active, took_part, cost_budget):
-            failed |= _evaluate(active, grp, calculator, limit)
+            failed |= _evaluate(active, grp, calculator, limit, clock)
         own = sum(st.seconds for st in active) - own  # charged to single crystals above
 
         live = [k for k in range(len(active)) if k not in failed]
@@ -344,7 +350,7 @@ def fire_relax(
                 st.x, st.u = x[j, : st.n].copy(), x[j, -3:].copy()
                 st.v = np.concatenate([v[j, : st.n], v[j, -3:]])
                 st.dt, st.a, st.n_pos = float(dts[j]), float(aas[j]), int(nps[j])
-        shared = time.perf_counter() - t_step - own  # batched evaluation and update, shared by cost
+        shared = now() - t_step - own  # batched evaluation and update, shared by cost
         total_cost = sum(active[k].cost for k in took_part) or 1.0
         for k in took_part:
             active[k].seconds += shared * active[k].cost / total_cost

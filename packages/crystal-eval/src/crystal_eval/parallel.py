@@ -22,9 +22,17 @@ def default_jobs() -> int:
 
 
 def _init_worker() -> None:
+    """One BLAS / OpenMP thread per worker process. The environment variables reach libraries loaded later
+    (torch in a stability worker); the libraries the parent had already loaded, such as numpy's OpenBLAS in a
+    forked worker, read them only at load time, so they are limited through threadpoolctl. Otherwise each
+    worker keeps a BLAS pool of one thread per core whose threads spin between calls and take CPU from the
+    other workers (and count towards a CPU-time limit)."""
     warnings.simplefilter("ignore")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def pmap(

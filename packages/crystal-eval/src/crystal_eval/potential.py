@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pymatgen.core import Structure
 
 from crystal_eval.fire import EnergyForcesStress, fire_relax
 from crystal_eval.io import InputError
-from crystal_eval.timelimit import TimeLimitExceeded, time_limit
+from crystal_eval.timelimit import TimeLimitExceeded, clock_function, time_limit
 
 EXTRA = "crystal-eval[stability]"
 
@@ -77,8 +76,9 @@ class Potential(Protocol):
     def relax(self, structure: Structure, fmax: float, max_steps: int) -> RelaxOutcome:
         """Relax cell and positions (raises on failure)."""
 
-    # Optional: ``relax_batch(structures, fmax, max_steps, limit) -> list[RelaxOutcome | RelaxFailure]``
-    # relaxes many crystals together (limit: seconds per crystal or None); see :func:`relax_structures`.
+    # Optional: ``relax_batch(structures, fmax, max_steps, limit, clock="wall") -> list[RelaxOutcome |
+    # RelaxFailure]`` relaxes many crystals together (limit: seconds per crystal or None, on ``clock``, "wall" or
+    # "cpu"; the ``clock`` parameter may be left out); see :func:`relax_structures`.
 
 
 def relax_structures(
@@ -88,31 +88,50 @@ def relax_structures(
     max_steps: int,
     limit: float | None = None,
     batched: bool = True,
+    clock: str = "wall",
 ) -> list[RelaxOutcome | RelaxFailure]:
     """Relax every structure; a failure or a time-out is returned as a :class:`RelaxFailure`, never raised.
 
     With ``batched`` and a potential that has ``relax_batch``, the crystals are relaxed together by it;
-    otherwise one at a time with ``potential.relax`` under a ``SIGALRM`` limit of ``limit`` seconds each.
+    otherwise one at a time with ``potential.relax`` under a timer limit of ``limit`` seconds each.
+    ``clock``: the limit counts wall-clock time (``"wall"``) or the process's CPU time (``"cpu"``,
+    :mod:`crystal_eval.timelimit`); a plug-in ``relax_batch`` without a ``clock`` parameter is used for
+    ``"wall"`` only, and with ``"cpu"`` the crystals are relaxed one at a time instead.
     Every outcome carries the seconds charged to its crystal: its share of the batched calls (the time the
-    limit is checked against) or, one at a time, the wall time of its relaxation.
+    limit is checked against) or, one at a time, the time of its relaxation, on ``clock``.
     """
     limit = limit if limit is not None and limit > 0 else None
+    now = clock_function(clock)
     batch = getattr(potential, "relax_batch", None)
     if batched and callable(batch):
-        return list(batch(list(structures), fmax, max_steps, limit))
+        if clock == "wall":
+            return list(batch(list(structures), fmax, max_steps, limit))
+        if _takes_clock(batch):
+            return list(batch(list(structures), fmax, max_steps, limit, clock=clock))
     out: list[RelaxOutcome | RelaxFailure] = []
     for s in structures:
-        t0 = time.perf_counter()
+        t0 = now()
         try:
-            with time_limit(limit, "relaxation"):
+            with time_limit(limit, "relaxation", clock):
                 res: RelaxOutcome | RelaxFailure = potential.relax(s, fmax, max_steps)
         except TimeLimitExceeded as exc:
             res = RelaxFailure(f"TimeLimitExceeded: {exc}", timed_out=True)
         except Exception as exc:
             res = RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}")
-        res.seconds = time.perf_counter() - t0
+        res.seconds = now() - t0
         out.append(res)
     return out
+
+
+def _takes_clock(method: Any) -> bool:
+    """True when ``method`` accepts a ``clock`` keyword (by name or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "clock" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def ase_fire_relax(structure: Structure, calculator: Any, fmax: float, max_steps: int) -> RelaxOutcome:
@@ -224,11 +243,13 @@ class CHGNetPotential:
         return ase_fire_relax(structure, self._calculator, fmax, max_steps)
 
     def relax_batch(
-        self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
+        self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None,
+        clock: str = "wall",
     ) -> list[RelaxOutcome | RelaxFailure]:
-        """Relax the structures together (:func:`crystal_eval.fire.fire_relax`, one CHGNet call per step)."""
+        """Relax the structures together (:func:`crystal_eval.fire.fire_relax`, one CHGNet call per step;
+        ``limit`` seconds of ``clock`` each)."""
         return batched_fire_relax(structures, CHGNetBatchCalculator(self.model), fmax, max_steps, limit,
-                                  batch_size=self.batch_size, batch_atoms=self.batch_atoms)  # fmt: skip
+                                  batch_size=self.batch_size, batch_atoms=self.batch_atoms, clock=clock)  # fmt: skip
 
 
 class CHGNetBatchCalculator:
@@ -355,12 +376,13 @@ class AseCalculatorPotential:
         return ase_fire_relax(structure, fresh(self.calculator), fmax, max_steps)
 
     def relax_batch(
-        self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None
+        self, structures: Sequence[Structure], fmax: float, max_steps: int, limit: float | None = None,
+        clock: str = "wall",
     ) -> list[RelaxOutcome | RelaxFailure]:
         """Relax the structures with the batched FIRE, one calculator call per crystal and step."""
-        # cost_budget 0: every crystal evaluated alone, charged its own time, under its own SIGALRM limit
+        # cost_budget 0: every crystal evaluated alone, charged its own time, under its own timer limit
         return batched_fire_relax(structures, AseBatchCalculator(self.calculator), fmax, max_steps, limit,
-                                  cost_budget=0.0)  # fmt: skip
+                                  cost_budget=0.0, clock=clock)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- --potential MODULE:FACTORY

@@ -3,7 +3,8 @@
 For each crystal of the U.N. subset (the unique-and-novel crystals of the valid draw):
 
 1. relax cell and positions with the potential (FIRE on the ``FrechetCellFilter`` cell coordinates,
-   ``fmax`` eV/Å, at most ``max_steps`` steps, at most ``time_limit`` seconds; a relaxation that stops at
+   ``fmax`` eV/Å, at most ``max_steps`` steps, at most ``time_limit`` seconds of ``time_clock`` (wall-clock
+   time by default; ``"cpu"``: the worker's CPU time, which other load does not use up); a relaxation that stops at
    the step cap keeps its last energy and is counted in ``meta``). By default many crystals are relaxed
    together, one batched potential call per step (:mod:`crystal_eval.fire`); ``optimizer="ase"`` runs
    ASE's FIRE one crystal at a time (the same algorithm; a test checks that they agree). With
@@ -43,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
+from threadpoolctl import threadpool_limits
 
 from crystal_eval.cache import FeatureCache
 from crystal_eval.hull import (
@@ -59,6 +61,7 @@ from crystal_eval.metrics import wilson_interval
 from crystal_eval.parallel import default_jobs, pimap, pmap
 from crystal_eval.potential import CHGNetPotential, Potential, RelaxFailure, relax_structures, require_extra
 from crystal_eval.prerelax import VolumeSearch, prerelax_volumes
+from crystal_eval.timelimit import CLOCKS
 
 STABILITY_KEYS: tuple[str, ...] = (
     "stable_rate",
@@ -107,6 +110,7 @@ class StabilityConfig:
     max_steps: int = 300
     optimizer: Literal["batched", "ase"] = "batched"
     time_limit: float | None = 60.0  # seconds per relaxation; None or <= 0: none
+    time_clock: Literal["wall", "cpu"] = "wall"  # what the limit counts: elapsed time or the worker's CPU time
     prerelax_volume: bool = False  # isotropic volume pre-relaxation before FIRE (crystal_eval.prerelax)
     threshold: float = STABLE_THRESHOLD
     symprec: float = 0.1
@@ -123,6 +127,8 @@ class StabilityConfig:
             raise ValueError("fmax must be > 0 and max_steps >= 1")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.time_clock not in CLOCKS:
+            raise ValueError(f"time_clock must be one of {CLOCKS}, got {self.time_clock!r}")
 
     @property
     def label(self) -> str:
@@ -143,6 +149,7 @@ class RelaxRecord:
     sg_after: int | None = None
     error: str | None = None
     time_limit: float | None = None  # the limit the relaxation ran into, if it did
+    time_clock: str = "wall"  # the clock of that limit ("wall" or "cpu")
     prerelax_scale: float = 1.0  # the isotropic lattice scale applied before FIRE (1: none)
     shortest_distance: float = float("nan")  # Å, between two distinct atoms of the input (minimum image)
     seconds: float = float("nan")  # the relaxation's time charged to this crystal (NaN: unknown, e.g. older cache)
@@ -235,13 +242,16 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
         except Exception:  # keep the input cells: a potential that fails here fails (and is recorded) below
             pass
     try:
-        outs = relax_structures(potential, start, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched")
+        with threadpool_limits(1):  # as in a worker process, also when run in-process (see crystal_eval.parallel)
+            outs = relax_structures(potential, start, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched",
+                                    cfg.time_clock)
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
         outs = [RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}") for _ in structures]
     for rec, s, out in zip(recs, structures, outs, strict=True):
         rec.seconds = float(out.seconds)
         if isinstance(out, RelaxFailure):
             rec.error, rec.time_limit = out.reason, (limit if out.timed_out else None)
+            rec.time_clock = cfg.time_clock
             continue
         if not np.isfinite(out.energy_per_atom):
             rec.error = "relaxation failed: ValueError: the potential returned a non-finite energy"
@@ -396,10 +406,10 @@ def evaluate_stability(
     keys = [f"{_relax_key(cfg)}:{item_key(it)}" for it in items]
     got = cache.get_many(keys)
     limit = cfg.time_limit if cfg.time_limit and cfg.time_limit > 0 else None
-    got = {
+    got = {  # a cached time-out stands only for the same clock and a limit no longer than the one it ran into
         k: v
         for k, v in got.items()
-        if not (v.time_limit is not None and (limit is None or limit > v.time_limit))
+        if not (v.time_limit is not None and (limit is None or limit > v.time_limit or v.time_clock != cfg.time_clock))
     }
     todo = [i for i, k in enumerate(keys) if k not in got]
     tasks = [[todo[j] for j in r] for r in relax_chunks(len(todo), cfg.n_jobs)]
@@ -469,6 +479,7 @@ def evaluate_stability(
             "fmax_ev_per_angstrom": cfg.fmax,
             "max_steps": cfg.max_steps,
             "time_limit_s": limit,
+            "time_limit_clock": cfg.time_clock,
             "optimizer": OPTIMIZERS[cfg.optimizer],
             "prerelax_volume": PRERELAX if cfg.prerelax_volume else None,
             "symprec": cfg.symprec,

@@ -1,4 +1,4 @@
-"""A per-crystal wall-clock limit (``SIGALRM`` timer) for work that can blow up on pathological cells.
+"""A per-crystal time limit (a POSIX interval timer) for work that can blow up on pathological cells.
 
 Generated cells can be pathological: a cell with a 0.5 Å lattice vector and a few dozen atoms passes
 CDVAE's structural validity (a site's distance to its own image is never checked) and makes CrystalNN
@@ -11,6 +11,13 @@ of their work in ``except Exception`` (``structures_match`` does too), which wou
 the interrupt and carry on. The timer interrupts Python code; a single long call into C (spglib,
 qhull) is interrupted when it returns. Outside the main thread, or on a platform without
 ``signal.setitimer``, the limit is not enforced (the work runs to completion).
+
+Two clocks: ``"wall"`` (default; ``ITIMER_REAL`` / ``SIGALRM``) counts elapsed time, so on a loaded machine
+the same work runs into the limit sooner; ``"cpu"`` (``ITIMER_PROF`` / ``SIGPROF``) counts the CPU time of
+the process (user and system, all its threads), which other processes do not consume, so the same work on
+the same machine gets the same verdict however busy the machine is. All threads count: a BLAS pool whose
+threads spin between calls would use up the limit while waiting, so run CPU-limited work with one BLAS thread
+(``threadpoolctl.threadpool_limits(1)``, as crystal-eval's workers and relaxations do).
 """
 
 from __future__ import annotations
@@ -23,6 +30,21 @@ from contextlib import contextmanager
 from typing import Any
 
 DEFAULT_TIME_LIMIT = 60.0  # seconds per crystal and per stage (CrystalNN fingerprint; StructureMatcher work)
+
+CLOCKS = ("wall", "cpu")
+"""The clocks a limit can count: elapsed time, or the process's CPU time."""
+
+
+def clock_function(clock: str) -> Any:
+    """The reading of ``clock`` in seconds: ``time.perf_counter`` (wall) or ``time.process_time`` (cpu)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+    return time.perf_counter if clock == "wall" else time.process_time
+
+
+def _timer(clock: str) -> tuple[int, Any]:
+    """The interval timer of ``clock`` and the signal it sends."""
+    return (signal.ITIMER_REAL, signal.SIGALRM) if clock == "wall" else (signal.ITIMER_PROF, signal.SIGPROF)
 
 
 class TimeLimitExceeded(BaseException):  # noqa: N818 (the name says what happened)
@@ -43,61 +65,65 @@ def _importing(frame) -> bool:
     return False
 
 
-def _disarm(previous_handler: Any) -> None:
-    """Stop the timer, drop an alarm of ours that is still pending, and give SIGALRM back to
+def _disarm(previous_handler: Any, clock: str = "wall") -> None:
+    """Stop the timer, drop an alarm of ours that is still pending, and give the signal back to
     ``previous_handler``; the signal is blocked meanwhile, so that no alarm of ours reaches the previous
     handler (the default one ends the process)."""
+    which, signum = _timer(clock)
     can_block = hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigtimedwait")
     if can_block:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(which, 0)
         if can_block:
-            signal.sigtimedwait({signal.SIGALRM}, 0)  # consumes a pending alarm, if any; returns at once
-        signal.signal(signal.SIGALRM, previous_handler)
+            signal.sigtimedwait({signum}, 0)  # consumes a pending alarm, if any; returns at once
+        signal.signal(signum, previous_handler)
     finally:
         if can_block:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
 
 
 @contextmanager
-def time_limit(seconds: float | None, what: str = "computation") -> Iterator[None]:
-    """Raise :class:`TimeLimitExceeded` if the block runs longer than ``seconds`` (None or <= 0: no limit).
+def time_limit(seconds: float | None, what: str = "computation", clock: str = "wall") -> Iterator[None]:
+    """Raise :class:`TimeLimitExceeded` if the block runs longer than ``seconds`` (None or <= 0: no limit) of
+    ``clock``: ``"wall"`` (elapsed) or ``"cpu"`` (the process's CPU time; see the module docstring).
 
     The timer re-fires every ``max(0.05, seconds / 10)`` s until the block is left, because an interrupt
     is deferred while a module is being imported (a half-imported module would break every later call in
     the process) and Python drops an exception raised while a ``__del__`` or a weakref callback happens to
     run (the work would then go on); and a block that completes after a dropped or deferred interrupt still
-    raises on exit. Nests: an enclosing limit that expires first still fires (the outer timer is restored
-    on exit, minus the time inside).
+    raises on exit. Nests: an enclosing limit of the same clock that expires first still fires (the outer
+    timer is restored on exit, minus the time inside); limits of the two clocks use separate timers.
     """
     if seconds is not None and seconds != seconds:  # NaN: neither a limit nor "none"
         raise ValueError("a time limit must be a number of seconds (or None / <= 0 for none), got NaN")
+    now = clock_function(clock)
     if seconds is None or seconds <= 0 or not limit_supported():
         yield
         return
-    message = f"{what} exceeded the time limit of {seconds:g} s"
+    which, signum = _timer(clock)
+    message = f"{what} exceeded the time limit of {seconds:g} s" + (" of CPU time" if clock == "cpu" else "")
     state = {"active": True}
 
     def _on_alarm(signum, frame):  # noqa: ARG001
         if state["active"] and not _importing(frame):
             raise TimeLimitExceeded(message)
 
-    start = time.monotonic()
-    outer_remaining, outer_interval = signal.setitimer(signal.ITIMER_REAL, 0)
+    start = now()
+    outer_remaining, outer_interval = signal.setitimer(which, 0)
     if outer_remaining and outer_remaining < seconds:  # the enclosing limit fires first: leave it alone
-        signal.setitimer(signal.ITIMER_REAL, outer_remaining, outer_interval)
+        signal.setitimer(which, outer_remaining, outer_interval)
         yield
         return
-    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    previous_handler = signal.signal(signum, _on_alarm)
     try:  # armed inside the try: an alarm that fires at once (a tiny limit) still reaches the disarming below
-        signal.setitimer(signal.ITIMER_REAL, seconds, max(0.05, seconds / 10))
+        signal.setitimer(which, seconds, max(0.05, seconds / 10))
         yield
     finally:
         state["active"] = False
-        _disarm(previous_handler)
+        _disarm(previous_handler, clock)
         if outer_remaining:
-            left = max(1e-3, outer_remaining - (time.monotonic() - start))
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
-    if time.monotonic() - start >= seconds:  # an interrupt was deferred or dropped: still over time
+            left = max(1e-3, outer_remaining - (now() - start))
+            signal.setitimer(which, left, outer_interval)
+    if now() - start >= seconds:  # an interrupt was deferred or dropped: still over time
         raise TimeLimitExceeded(message)
