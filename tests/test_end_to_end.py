@@ -91,3 +91,25 @@ def test_bad_input_fails_cleanly_across_the_tools(tmp_path):
     for tool in (["asu-geometry", "canonicalize", str(bad)],):
         proc = run(*tool, ok=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip()
+
+
+@pytest.mark.parametrize("stem", ["seed0", "seed0-mindist0.5"])
+def test_committed_samples_are_consistent_descriptions(stem):
+    """The first 1,000 records of each committed sample set: the normal form and the sequence as drawn both pass
+    ``AsuCrystal.check`` (a lattice of the group's family, every site on its Wyckoff position and shape piece in
+    the exact ASU, no orbit twice)."""
+    import itertools
+    import lzma
+
+    import asu_geometry as ag
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "samples" / f"{stem}.samples.jsonl.xz"
+    checked = 0
+    with lzma.open(path, "rt") as fh:
+        for line in itertools.islice(fh, 1000):
+            rec = json.loads(line)
+            for key in ("crystal", "drawn"):
+                if rec.get(key) is not None:
+                    ag.AsuCrystal.from_dict(rec[key]).check()
+                    checked += 1
+    assert checked >= 1000

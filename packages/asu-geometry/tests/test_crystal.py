@@ -75,6 +75,7 @@ def test_round_trip_and_one_normal_form_on_shared_mp20_partial(name, start):
         elif res.status == "tolerance":
             tolerance_cases.append(f"{ident} (sg {res.space_group}): {res.reason}")
         else:
+            res.crystal.check()  # every normal form is a consistent description
             other = ag.to_asu(redescribe(s, rng, (1, 1, 2) if i % 20 == 0 else None))
             if other.space_group != res.space_group:
                 other_group.append(f"{ident}: spglib finds {other.space_group} in the other cell, "
@@ -116,7 +117,79 @@ def test_sites_are_ordered_and_inside_their_shapes(mp20_fixture):
             x = np.asarray(s.frac_coords)
             assert g.asu.contains(x, tol=1e-9)
             assert np.allclose(shape.to_frac(shape.to_params(x)), x, atol=1e-9)
+        crystal.check(tol=1e-9)  # the same, and more, by the public check
     assert polar >= 5
+
+
+def _nacl() -> ag.AsuCrystal:
+    return ag.to_asu(Structure.from_spacegroup(225, Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
+
+
+def _replace_site(c: ag.AsuCrystal, i: int, **changes) -> ag.AsuCrystal:
+    from dataclasses import replace
+
+    sites = list(c.sites)
+    sites[i] = replace(sites[i], **changes)
+    return ag.AsuCrystal(c.space_group, c.lattice, tuple(sites), anchored=c.anchored)
+
+
+def test_check_refuses_a_lattice_off_the_crystal_family():
+    nacl = _nacl()
+    nacl.check()
+    bad = ag.AsuCrystal(225, (3.0, 4.0, 5.0, 90.0, 90.0, 90.0), nacl.sites)
+    with pytest.raises(ag.InvalidAsuCrystalError, match=r"cubic form of Fm-3m \(225\) within 1e-06; the nearest"):
+        bad.check()
+    hexagonal = ag.AsuCrystal(194, (3.0, 3.0, 5.0, 90.0, 90.0, 90.0), ())
+    with pytest.raises(ag.InvalidAsuCrystalError, match="hexagonal form"):
+        hexagonal.check()
+    ag.AsuCrystal(194, (3.0, 3.0, 5.0, 90.0, 90.0, 120.0), ()).check()
+    ag.AsuCrystal(1, (3.0, 4.0, 5.0, 80.0, 95.0, 100.0), ()).check()  # triclinic: no equalities
+    with pytest.raises(ValueError, match="tol must be a positive"):
+        nacl.check(tol=0.0)
+    with pytest.raises(ValueError, match="tol must be a positive"):
+        nacl.check(tol=float("nan"))
+
+
+def test_check_refuses_sites_that_do_not_fit_their_wyckoff_position_or_shape():
+    nacl = _nacl()
+    na = next(i for i, s in enumerate(nacl.sites) if s.element == "Na")
+    with pytest.raises(ag.InvalidAsuCrystalError, match="is on Wyckoff position"):
+        _replace_site(nacl, na, frac_coords=(0.1, 0.0, 0.0)).check()  # claims 4a, is on a special line
+    # a general-position site moved to another image of its orbit, outside the exact ASU
+    s = Structure.from_spacegroup(62, Lattice.orthorhombic(5.0, 6.0, 7.0), ["Si", "O"],
+                                  [[0.1, 0.2, 0.3], [0.3, 0.25, 0.1]])
+    c = ag.to_asu(s)
+    c.check()
+    gi = next(i for i, t in enumerate(c.sites) if t.wyckoff == "d")
+    x = np.asarray(c.sites[gi].frac_coords)
+    with pytest.raises(ag.InvalidAsuCrystalError, match="does not lie on its shape 0"):
+        _replace_site(c, gi, frac_coords=tuple(float(v) for v in (-x) % 1.0)).check()  # the inversion image
+    # the right position, the wrong piece: 227 g has four pieces in the ASU
+    d = ag.to_asu(Structure.from_spacegroup(227, Lattice.cubic(10.0), ["C"], [[0.3, 0.3, 0.05]]))
+    gi = next(i for i, t in enumerate(d.sites) if t.wyckoff == "g")
+    other = (d.sites[gi].shape_index + 1) % len(ag.space_group(227).wyckoff("g").shapes)
+    with pytest.raises(ag.InvalidAsuCrystalError, match=f"does not lie on its shape {other}"):
+        _replace_site(d, gi, shape_index=other).check()
+    # one orbit listed twice
+    twice = ag.AsuCrystal(225, nacl.lattice, (*nacl.sites, nacl.sites[na]))
+    with pytest.raises(ag.InvalidAsuCrystalError, match="are the same orbit"):
+        twice.check()
+
+
+def test_check_accepts_the_anchored_site_of_a_polar_group_and_refuses_it_off_its_piece():
+    s = Structure.from_spacegroup(99, Lattice.tetragonal(4.0, 5.0), ["Ba", "Ti", "O"],
+                                  [[0, 0, 0.02], [0.5, 0.5, 0.51], [0.5, 0.0, 0.47]])
+    c = ag.to_asu(s)
+    assert c.is_anchored(0)
+    c.check()
+    ag.to_asu(s, canonical=False).check()  # spglib's description, not anchored
+    # P4mm 4d (x, x, z): anchored at z = 0, its piece is the segment x in [0, 1/2]
+    assert ag.space_group(99).wyckoff("d").ops[0] == "x, x, z"
+    on = ag.AsuCrystal(99, (4, 4, 5, 90, 90, 90), (ag.AsuSite("Ba", "d", 0, (0.3, 0.3, 0.0)),))
+    on.check()
+    off = ag.AsuCrystal(99, (4, 4, 5, 90, 90, 90), (ag.AsuSite("Ba", "d", 0, (0.7, 0.7, 0.0)),))
+    with pytest.raises(ag.InvalidAsuCrystalError, match="does not lie on its anchored shape 0"):
+        off.check()  # on the anchor and on 4d, but outside the exact ASU
 
 
 def test_lattice_family_equalities_are_exact(mp20_fixture):

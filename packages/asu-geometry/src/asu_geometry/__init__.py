@@ -28,6 +28,7 @@ from .errors import (
     CanonicalizationError,
     CifReadError,
     DisorderedStructureError,
+    InvalidAsuCrystalError,
     InvalidSpaceGroupError,
     SymmetryNotFoundError,
     UnknownSpeciesError,
@@ -65,7 +66,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "AsuCrystal", "AsuGeometryError", "AsuPoints", "AsuSite", "AsymmetricUnit", "CanonicalizationError",
-    "CifReadError", "DisorderedStructureError", "InvalidSpaceGroupError", "SpaceGroup",
+    "CifReadError", "DisorderedStructureError", "InvalidAsuCrystalError", "InvalidSpaceGroupError", "SpaceGroup",
     "SymmetryNotFoundError", "UnknownSpeciesError", "UnknownWyckoffPositionError", "WyckoffPosition",
     "WyckoffShape",
     "all_wyckoff_positions", "asu", "check_lattice_parameters", "load_all", "read_structure", "space_group",

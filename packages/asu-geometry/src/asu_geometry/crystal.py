@@ -28,6 +28,7 @@ from .errors import (
     CanonicalizationError,
     CifReadError,
     DisorderedStructureError,
+    InvalidAsuCrystalError,
     SymmetryNotFoundError,
     UnknownSpeciesError,
 )
@@ -113,6 +114,52 @@ class AsuCrystal:
             if max(off) > 1e-8:
                 raise ValueError(f"site 0 of an anchored crystal in polar group {g.number} must lie on the anchor "
                                  f"{g.anchor_description}, got {list(x)}")
+
+    def check(self, tol: float = 1e-6) -> None:
+        """Raise :class:`InvalidAsuCrystalError` unless the parts of this description fit together.
+
+        The constructor checks each part on its own (a real cell, elements, Wyckoff letters, shape indexes). This
+        checks them against each other, within ``tol`` (Angstrom and degrees for the lattice, fractional units for
+        coordinates), e.g. for a description written by hand or by another program:
+
+        - the lattice has the equalities of the group's crystal family (``a = b = c`` and right angles for a cubic
+          group, ``gamma = 120`` for a hexagonal one, ...);
+        - every site lies on the Wyckoff position it names, and its coordinates are its orbit's representative in
+          the exact ASU, on the shape piece its ``shape_index`` names (the anchored site of a polar group: on the
+          line, plane or point of its ``anchored_shapes`` piece);
+        - no two sites are the same orbit.
+
+        Every result of :func:`to_asu` passes. A description that passes expands (:meth:`to_structure`) to a cell
+        with the symmetry of its group.
+        """
+        if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol < math.inf):
+            raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+        g = space_group(self.space_group)
+        want = symmetrize_lattice(g.crystal_system, self.lattice)
+        if not np.allclose(want, self.lattice, rtol=0, atol=tol):
+            raise InvalidAsuCrystalError(
+                f"lattice {list(self.lattice)} does not have the {g.crystal_system} form of {g.symbol} ({g.number}) "
+                f"within {tol:g}; the nearest such lattice is {[round(v, 6) for v in want]}")
+        if not self.sites:
+            return
+        x = np.array([s.frac_coords for s in self.sites], dtype=float)
+        pts = to_asu_points(g.number, x, tol=tol)
+        for i, s in enumerate(self.sites):
+            where = f"site {i} ({s.element} {g.wyckoff(s.wyckoff).label} at {list(s.frac_coords)})"
+            if pts.letters[i] != s.wyckoff:
+                raise InvalidAsuCrystalError(f"{where} is on Wyckoff position {g.wyckoff(pts.letters[i]).label} "
+                                             f"of {g.symbol} ({g.number}), not on {s.wyckoff}")
+            shape = self.shape(i)
+            if not (_in_closure(g.asu.cuts, x[i], tol) and _on_shape(shape, x[i], tol)):
+                kind = "anchored shape" if self.is_anchored(i) else "shape"
+                raise InvalidAsuCrystalError(f"{where} does not lie on its {kind} {s.shape_index} ({shape}) in the "
+                                             f"exact ASU of {g.symbol} ({g.number}); its orbit's representative "
+                                             f"there is {[round(float(v), 9) for v in pts.frac[i]]}")
+        for i, j in zip(*np.triu_indices(len(self.sites), 1), strict=True):
+            if pts.letters[i] == pts.letters[j] and float(np.abs(pts.frac[i] - pts.frac[j]).max()) <= tol:
+                raise InvalidAsuCrystalError(f"sites {int(i)} and {int(j)} are the same orbit "
+                                             f"({g.wyckoff(pts.letters[i]).label} at "
+                                             f"{[round(float(v), 9) for v in pts.frac[i]]})")
 
     def is_anchored(self, i: int) -> bool:
         """True when site ``i`` is the anchored site: site 0 of an anchored crystal of a polar group."""
@@ -205,6 +252,35 @@ class AsuCrystal:
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
+
+
+def _in_closure(cuts: Sequence[Any], x: np.ndarray, tol: float) -> bool:
+    """``x`` lies within ``tol`` (fractional units) of the closed ASU, the intersection of its cuts' closed
+    half-spaces: a point on an excluded face counts, since this asks where a site is, not which image is the
+    representative (:func:`to_asu_points` decides that)."""
+    return all(float(np.dot(c.normal, x)) + float(c.offset) >= -tol * math.sqrt(float(np.dot(c.normal, c.normal)))
+               for c in cuts)
+
+
+def _on_shape(shape: WyckoffShape, x: np.ndarray, tol: float) -> bool:
+    """``x`` lies within ``tol`` (fractional units) of the closed shape piece: its point, segment, polygon (on its
+    plane and inside every edge) or, for the ASU interior, anywhere (the caller checks the ASU)."""
+    if shape.dim == 3:
+        return True
+    foot = shape.to_frac(shape.to_params(x))
+    if float(np.abs(foot - x).max()) > tol:  # off the point, line or plane
+        return False
+    if shape.dim == 1:
+        s, length = float(shape.to_params(x)[0]), float(np.linalg.norm(shape.basis_array[0]))
+        return -tol <= s * length and (s - 1) * length <= tol
+    if shape.dim == 2:
+        normal = np.cross(shape.basis_array[0], shape.basis_array[1])  # the chart is counter-clockwise about it
+        v = shape.vertices_array
+        for a, b in zip(v, np.roll(v, -1, axis=0), strict=True):
+            inward = np.cross(normal, b - a)
+            if float(np.dot(foot - a, inward)) < -tol * float(np.linalg.norm(inward)):
+                return False
+    return True
 
 
 def _whole(v: Any, name: str) -> int:

@@ -36,3 +36,10 @@ class CanonicalizationError(AsuGeometryError, RuntimeError):
 
 class UnknownSpeciesError(AsuGeometryError, ValueError):
     """A site whose species is not a chemical element (e.g. a dummy species such as ``Xx`` read from a CIF)."""
+
+
+class InvalidAsuCrystalError(AsuGeometryError, ValueError):
+    """An :class:`~asu_geometry.AsuCrystal` whose parts do not fit together: a lattice without the crystal family's
+    equalities, a site off the Wyckoff position or shape it names, or two sites on one orbit
+    (:meth:`~asu_geometry.AsuCrystal.check`)."""
+
