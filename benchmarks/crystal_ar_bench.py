@@ -185,7 +185,7 @@ def main() -> None:
     ap.add_argument("--config", default="default")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--ddp-epoch", action="store_true", help="also time one torchrun epoch (2 processes)")
-    ap.add_argument("--only", choices=("train", "score", "sample", "params"), default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=("train",), default=None, help=argparse.SUPPRESS)  # internal: the train child
     args = ap.parse_args()
     if args.only == "train":  # run in a fresh process so that ru_maxrss is the training's own peak
         train_steps(args.config, args.data_dir, args.steps)
