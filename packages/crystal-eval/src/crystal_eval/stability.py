@@ -242,7 +242,8 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
         except Exception:  # keep the input cells: a potential that fails here fails (and is recorded) below
             pass
     try:
-        with threadpool_limits(1):  # as in a worker process, also when run in-process (see crystal_eval.parallel)
+        with threadpool_limits(1, user_api="blas"):  # no spinning BLAS threads (crystal_eval.parallel); torch's
+            # own thread count (OpenMP) stays the potential's
             outs = relax_structures(potential, start, cfg.fmax, cfg.max_steps, limit, cfg.optimizer == "batched",
                                     cfg.time_clock)
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else

@@ -42,6 +42,20 @@ def clock_function(clock: str) -> Any:
     return time.perf_counter if clock == "wall" else time.process_time
 
 
+_QUIET = [0]
+"""Above 0 while a limit is being set up or torn down: an alarm then is deferred (see :func:`time_limit`)."""
+_DEFERRED: list[tuple[dict[str, bool], str]] = []
+"""Alarms that arrived during set-up or tear-down: (the limit's state, its message), raised once that is over."""
+
+
+def _raise_deferred() -> None:
+    """Raise the first deferred alarm whose limit is still active (at a point where nothing is half set up)."""
+    pending = [(state, message) for state, message in _DEFERRED if state["active"]]
+    _DEFERRED.clear()
+    if pending:
+        raise TimeLimitExceeded(pending[0][1])
+
+
 def _timer(clock: str) -> tuple[int, Any]:
     """The interval timer of ``clock`` and the signal it sends."""
     return (signal.ITIMER_REAL, signal.SIGALRM) if clock == "wall" else (signal.ITIMER_PROF, signal.SIGPROF)
@@ -106,24 +120,45 @@ def time_limit(seconds: float | None, what: str = "computation", clock: str = "w
     state = {"active": True}
 
     def _on_alarm(signum, frame):  # noqa: ARG001
-        if state["active"] and not _importing(frame):
-            raise TimeLimitExceeded(message)
+        if not state["active"] or _importing(frame):
+            return
+        if _QUIET[0]:
+            _DEFERRED.append((state, message))
+            return
+        raise TimeLimitExceeded(message)
 
-    start = now()
-    outer_remaining, outer_interval = signal.setitimer(which, 0)
-    if outer_remaining and outer_remaining < seconds:  # the enclosing limit fires first: leave it alone
-        signal.setitimer(which, outer_remaining, outer_interval)
+    # Set-up and tear-down run quiet: an alarm of any limit (the other clock's, or an enclosing one) that arrives
+    # meanwhile, e.g. run by pthread_sigmask, is deferred instead of raising there and leaving a timer or handler
+    # behind; it is raised as soon as the set-up or tear-down is complete.
+    _QUIET[0] += 1
+    try:
+        start = now()
+        outer_remaining, outer_interval = signal.setitimer(which, 0)
+        outer_first = bool(outer_remaining) and outer_remaining < seconds
+        if outer_first:  # the enclosing limit fires first: leave it alone
+            signal.setitimer(which, outer_remaining, outer_interval)
+        else:
+            previous_handler = signal.signal(signum, _on_alarm)
+            signal.setitimer(which, seconds, max(0.05, seconds / 10))
+    finally:
+        _QUIET[0] -= 1
+    if outer_first:
+        _raise_deferred()
         yield
         return
-    previous_handler = signal.signal(signum, _on_alarm)
-    try:  # armed inside the try: an alarm that fires at once (a tiny limit) still reaches the disarming below
-        signal.setitimer(which, seconds, max(0.05, seconds / 10))
+    try:
+        _raise_deferred()
         yield
     finally:
-        state["active"] = False
-        _disarm(previous_handler, clock)
-        if outer_remaining:
-            left = max(1e-3, outer_remaining - (now() - start))
-            signal.setitimer(which, left, outer_interval)
+        _QUIET[0] += 1
+        try:
+            state["active"] = False
+            _disarm(previous_handler, clock)
+            if outer_remaining:
+                left = max(1e-3, outer_remaining - (now() - start))
+                signal.setitimer(which, left, outer_interval)
+        finally:
+            _QUIET[0] -= 1
+    _raise_deferred()
     if now() - start >= seconds:  # an interrupt was deferred or dropped: still over time
         raise TimeLimitExceeded(message)
