@@ -170,6 +170,12 @@ def test_check_refuses_sites_that_do_not_fit_their_wyckoff_position_or_shape():
     other = (d.sites[gi].shape_index + 1) % len(ag.space_group(227).wyckoff("g").shapes)
     with pytest.raises(ag.InvalidAsuCrystalError, match=f"does not lie on its shape {other}"):
         _replace_site(d, gi, shape_index=other).check()
+    # on the ASU's face x = 1/2 of P-1, (1/2, 0.7, 0.8) and its inversion image (1/2, 0.3, 0.2) are one orbit; the
+    # tie rule keeps the second as the representative, so only it passes (found by a review)
+    lat = (4.0, 5.0, 6.0, 80.0, 85.0, 95.0)
+    ag.AsuCrystal(2, lat, (ag.AsuSite("Cu", "i", 0, (0.5, 0.3, 0.2)),)).check()
+    with pytest.raises(ag.InvalidAsuCrystalError, match="its orbit's representative there is"):
+        ag.AsuCrystal(2, lat, (ag.AsuSite("Cu", "i", 0, (0.5, 0.7, 0.8)),)).check()
     # one orbit listed twice
     twice = ag.AsuCrystal(225, nacl.lattice, (*nacl.sites, nacl.sites[na]))
     with pytest.raises(ag.InvalidAsuCrystalError, match="are the same orbit"):

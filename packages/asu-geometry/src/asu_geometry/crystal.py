@@ -125,8 +125,9 @@ class AsuCrystal:
         - the lattice has the equalities of the group's crystal family (``a = b = c`` and right angles for a cubic
           group, ``gamma = 120`` for a hexagonal one, ...);
         - every site lies on the Wyckoff position it names, and its coordinates are its orbit's representative in
-          the exact ASU, on the shape piece its ``shape_index`` names (the anchored site of a polar group: on the
-          line, plane or point of its ``anchored_shapes`` piece);
+          the exact ASU (within ``tol`` of :func:`to_asu_points`' one, or a point of the exact ASU itself: a site a
+          hair inside an excluded face, which snapping would move onto it), on the shape piece its
+          ``shape_index`` names (the anchored site of a polar group: its ``anchored_shapes`` piece);
         - no two sites are the same orbit.
 
         Every result of :func:`to_asu` passes. A description that passes expands (:meth:`to_structure`) to a cell
@@ -150,7 +151,9 @@ class AsuCrystal:
                 raise InvalidAsuCrystalError(f"{where} is on Wyckoff position {g.wyckoff(pts.letters[i]).label} "
                                              f"of {g.symbol} ({g.number}), not on {s.wyckoff}")
             shape = self.shape(i)
-            if not (_in_closure(g.asu.cuts, x[i], tol) and _on_shape(shape, x[i], tol)):
+            rep = pts.frac[i] - x[i]
+            is_rep = float(np.abs(rep - np.round(rep)).max()) <= tol or g.asu.contains(x[i].tolist())
+            if not (is_rep and _in_closure(g.asu.cuts, x[i], tol) and _on_shape(shape, x[i], tol)):
                 kind = "anchored shape" if self.is_anchored(i) else "shape"
                 raise InvalidAsuCrystalError(f"{where} does not lie on its {kind} {s.shape_index} ({shape}) in the "
                                              f"exact ASU of {g.symbol} ({g.number}); its orbit's representative "
@@ -256,8 +259,7 @@ class AsuCrystal:
 
 def _in_closure(cuts: Sequence[Any], x: np.ndarray, tol: float) -> bool:
     """``x`` lies within ``tol`` (fractional units) of the closed ASU, the intersection of its cuts' closed
-    half-spaces: a point on an excluded face counts, since this asks where a site is, not which image is the
-    representative (:func:`to_asu_points` decides that)."""
+    half-spaces (which image of an orbit is its representative is checked apart)."""
     return all(float(np.dot(c.normal, x)) + float(c.offset) >= -tol * math.sqrt(float(np.dot(c.normal, c.normal)))
                for c in cuts)
 
