@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from polygon_flows import mean_value_coordinates, mean_value_coordinates_and_jacobian, validate_convex_polygon
@@ -124,3 +126,11 @@ def test_quadrature_refuses_a_polygon_its_fan_would_miscount() -> None:
         polygon_quadrature(square.flip(0))
     _, w = polygon_quadrature(square, level=1, degree=2)
     assert abs(float(w.sum()) - 1.0) < 1e-12
+    # a vertex in the middle of an edge is still a convex polygon for the fan (found by a review)
+    mid = torch.tensor([[0.0, 0.0], [0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    x, w = polygon_quadrature(mid, level=1, degree=4)
+    assert abs(float(w.sum()) - 1.0) < 1e-12 and abs(float((w * x[:, 0] ** 2).sum()) - 1 / 3) < 1e-12
+    star = torch.tensor([[math.cos(4 * math.pi * i / 5), math.sin(4 * math.pi * i / 5)] for i in range(5)],
+                        dtype=torch.float64)
+    with pytest.raises(ValueError, match="winds more than once"):
+        polygon_quadrature(star)

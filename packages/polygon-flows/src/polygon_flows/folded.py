@@ -205,14 +205,21 @@ class FoldedDistribution(Distribution):
 
 def _check_distinct_operations(rot: Tensor, tr: Tensor, mask: Tensor, period: float | None) -> None:
     """``ValueError`` when a group lists one operation twice (modulo ``period``): the fold would count its
-    images twice and the density would integrate to more than 1."""
-    same_r = (rot.unsqueeze(-3) - rot.unsqueeze(-4)).abs().amax((-1, -2)) < 1e-6
-    dt = tr.unsqueeze(-2) - tr.unsqueeze(-3)
-    if period is not None:
-        dt = torch.remainder(dt + period / 2, period) - period / 2
-    same = same_r & (dt.abs().amax(-1) < 1e-6) & mask.unsqueeze(-1) & mask.unsqueeze(-2)
-    same &= ~torch.eye(same.shape[-1], dtype=torch.bool, device=same.device)
-    if bool(same.any()):
+    images twice and the density would integrate to more than 1. Groups are compared 32 at a time, so that the
+    pairwise tensors stay small for a large batch."""
+    g, d = rot.shape[-3], rot.shape[-1]
+    rot, tr, mask = rot.reshape(-1, g, d, d), tr.reshape(-1, g, d), mask.reshape(-1, g)
+    off_diagonal = ~torch.eye(g, dtype=torch.bool, device=rot.device)
+    found = False
+    for i in range(0, rot.shape[0], 32):
+        r, t, m = rot[i : i + 32], tr[i : i + 32], mask[i : i + 32]
+        same_r = (r.unsqueeze(-3) - r.unsqueeze(-4)).abs().amax((-1, -2)) < 1e-6
+        dt = t.unsqueeze(-2) - t.unsqueeze(-3)
+        if period is not None:
+            dt = torch.remainder(dt + period / 2, period) - period / 2
+        same = same_r & (dt.abs().amax(-1) < 1e-6) & m.unsqueeze(-1) & m.unsqueeze(-2) & off_diagonal
+        found = found or bool(same.any())
+    if found:
         raise ValueError("the operations must be distinct elements of the group: one is listed twice (same R and "
                          "t" + ("" if period is None else " modulo the period") + "), so its images would be "
                          "counted twice")
