@@ -246,3 +246,4 @@ def test_committed_speed_rows_are_their_run_files():
         assert row["seconds_per_500"] == pytest.approx(500 * info["seconds"] / info["n"], abs=0.01)
     assert build.workers_label({"workers": 0}) == "no worker process (all in one process)"
     assert build.workers_label({"workers": 2}) == "2 worker processes drawing whole blocks"
+    assert "default workers" in build.workers_label({"workers": None})  # --jobs 0 writes "workers": null

@@ -136,6 +136,8 @@ def sample_speed_row(key: str, info: dict[str, Any]) -> dict[str, Any]:
 def workers_label(info: dict[str, Any]) -> str:
     """How a CPU sampling run used its processes (``crystal-ar sample --workers``): each worker draws whole
     blocks (the draw, the scorer's normal forms, the redraws and the scores); 0 means all in one process."""
+    if info.get("workers") is None:  # the sampler's default: one worker process per core
+        return "crystal-ar sample's default workers (one process per core) drawing whole blocks"
     n = int(info["workers"])
     if n == 0:
         return "no worker process (all in one process)"

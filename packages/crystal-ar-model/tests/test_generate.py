@@ -429,3 +429,12 @@ def test_a_failing_block_stops_the_workers_and_publishes_nothing(trained_run: Pa
     with pytest.raises(SamplingError, match="cannot be read back"):
         run.run(tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "samples.jsonl").exists() and (tmp_path / "out" / "samples.jsonl.partial").exists()
+
+
+def test_glue_shard_reads_a_negative_shard_as_its_value_and_leaves_other_arguments_alone():
+    from crystal_ar_model.cli import _glue_shard
+
+    assert _glue_shard(["sample", "--shard", "-1/2", "-o", "x"]) == ["sample", "--shard=-1/2", "-o", "x"]
+    assert _glue_shard(["sample", "--shard=0/2"]) == ["sample", "--shard=0/2"]
+    assert _glue_shard(["sample", "--shard"]) == ["sample", "--shard"]  # argparse names the missing value
+    assert _glue_shard(["preprocess", "--", "--shard", "b.csv"]) == ["preprocess", "--", "--shard", "b.csv"]

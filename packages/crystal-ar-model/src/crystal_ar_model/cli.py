@@ -304,6 +304,8 @@ def _glue_shard(argv: list[str]) -> list[str]:
     out: list[str] = []
     it = iter(argv)
     for a in it:
+        if a == "--":  # the rest are positional arguments, whatever they look like
+            return [*out, a, *it]
         if a == "--shard":
             value = next(it, None)
             out.append("--shard" if value is None else f"--shard={value}")
