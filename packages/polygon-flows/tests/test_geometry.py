@@ -132,5 +132,5 @@ def test_quadrature_refuses_a_polygon_its_fan_would_miscount() -> None:
     assert abs(float(w.sum()) - 1.0) < 1e-12 and abs(float((w * x[:, 0] ** 2).sum()) - 1 / 3) < 1e-12
     star = torch.tensor([[math.cos(4 * math.pi * i / 5), math.sin(4 * math.pi * i / 5)] for i in range(5)],
                         dtype=torch.float64)
-    with pytest.raises(ValueError, match="winds more than once"):
+    with pytest.raises(ValueError, match="winds around its centre more than once"):
         polygon_quadrature(star)

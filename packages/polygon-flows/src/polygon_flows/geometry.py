@@ -46,7 +46,7 @@ def polygon_area(vertices: Tensor) -> Tensor:
     return 0.5 * (vertices[..., 0] * nxt[..., 1] - vertices[..., 1] * nxt[..., 0]).sum(-1)
 
 
-def validate_convex_polygon(vertices: Tensor, name: str = "vertices") -> None:
+def validate_convex_polygon(vertices: Tensor, name: str = "vertices", strict: bool = True) -> None:
     """Raise ``ValueError`` unless ``vertices`` are strictly convex, counter-clockwise polygons.
 
     Checks the shape ``(..., k, 2)`` with ``k >= 3``, finiteness, positive signed area (a negative
@@ -57,6 +57,8 @@ def validate_convex_polygon(vertices: Tensor, name: str = "vertices") -> None:
     Args:
         vertices: tensor of shape ``(..., k, 2)``.
         name: the argument name used in error messages.
+        strict: with ``False``, a convex polygon that is not strictly convex passes too: a vertex may repeat
+            or lie on the straight line between its neighbours (enough for a fan triangulation).
     """
     if not isinstance(vertices, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(vertices).__name__}")
@@ -71,7 +73,7 @@ def validate_convex_polygon(vertices: Tensor, name: str = "vertices") -> None:
     edges = torch.roll(v, -1, dims=-2) - v
     lengths = edges.norm(dim=-1)
     diam = (v.unsqueeze(-2) - v.unsqueeze(-3)).norm(dim=-1).amax(dim=(-1, -2))
-    if (diam <= 0).any() or (lengths <= 64 * eps * diam.unsqueeze(-1)).any():
+    if (diam <= 0).any() or (strict and (lengths <= 64 * eps * diam.unsqueeze(-1)).any()):
         raise ValueError(f"{name} is a degenerate polygon (repeated vertices or zero size)")
     area = polygon_area(v)
     if (area.abs() <= 64 * eps * diam**2).any():
@@ -80,11 +82,14 @@ def validate_convex_polygon(vertices: Tensor, name: str = "vertices") -> None:
         raise ValueError(f"{name} is ordered clockwise; convex polygons must be counter-clockwise")
     prev = torch.roll(edges, 1, dims=-2)
     turn = prev[..., 0] * edges[..., 1] - prev[..., 1] * edges[..., 0]
-    if (turn <= 64 * eps * diam.unsqueeze(-1) ** 2).any():
+    tol = 64 * eps * diam.unsqueeze(-1) ** 2
+    if strict and (turn <= tol).any():
         raise ValueError(
             f"{name} is not a strictly convex polygon (a vertex turns right or is collinear with its "
             "neighbours)"
         )
+    if not strict and (turn < -tol).any():
+        raise ValueError(f"{name} is not a convex polygon (a vertex turns right)")
     winding = torch.atan2(turn, (prev * edges).sum(-1)).sum(-1) / (2 * math.pi)  # 1 for a simple convex polygon
     if (winding > 1.5).any():
         raise ValueError(f"{name} winds around its centre more than once (a self-intersecting star polygon), so it "

@@ -10,34 +10,14 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import basix
 import numpy as np
 import torch
 from torch import Tensor
 
+from .geometry import validate_convex_polygon
+
 __all__ = ["box_quadrature", "polygon_cells", "polygon_quadrature", "segment_quadrature"]
-
-
-def _check_fan(vertices: Tensor) -> None:
-    """``ValueError`` unless the centroid fan covers ``vertices`` exactly once: a finite, counter-clockwise convex
-    polygon, where a vertex in the middle of an edge (a straight angle) is allowed, unlike
-    :func:`validate_convex_polygon`'s strict convexity."""
-    v = vertices.detach().double()
-    if v.shape[0] < 3 or not bool(torch.isfinite(v).all()):
-        raise ValueError("vertices must be at least 3 finite points")
-    e = torch.roll(v, -1, 0) - v
-    turn = e[:, 0] * torch.roll(e, -1, 0)[:, 1] - e[:, 1] * torch.roll(e, -1, 0)[:, 0]
-    area = 0.5 * float((v[:, 0] * torch.roll(v, -1, 0)[:, 1] - v[:, 1] * torch.roll(v, -1, 0)[:, 0]).sum())
-    scale = float((e.norm(dim=1) ** 2).max())
-    if not area > 0:
-        raise ValueError("vertices are ordered clockwise (or have no area); convex polygons must be counter-clockwise")
-    angles = torch.atan2(e[:, 1], e[:, 0])
-    winding = float(torch.remainder(torch.roll(angles, -1) - angles + math.pi, 2 * math.pi).sub(math.pi).sum())
-    if bool((turn < -1e-12 * scale).any()) or abs(winding - 2 * math.pi) > 1e-6:
-        raise ValueError("vertices are not a convex polygon (a vertex turns right, or the boundary winds more than "
-                         "once)")
 
 
 def polygon_cells(vertices: Tensor, level: int) -> Tensor:
@@ -52,7 +32,7 @@ def polygon_cells(vertices: Tensor, level: int) -> Tensor:
     """
     if vertices.dim() != 2 or vertices.shape[-1] != 2 or level < 0:
         raise ValueError("vertices must have shape (k, 2) and level must be >= 0")
-    _check_fan(vertices)
+    validate_convex_polygon(vertices, strict=False)  # the centroid fan covers a convex polygon once
     c = vertices.mean(0)
     tris = torch.stack(
         [torch.stack([c, vertices[i], vertices[(i + 1) % len(vertices)]]) for i in range(len(vertices))]
