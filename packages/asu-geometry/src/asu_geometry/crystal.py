@@ -39,12 +39,17 @@ DICT_FORMAT = "asu-crystal/2"  # 2: the "anchored" flag (site 0 of a polar group
 LEGACY_DICT_FORMAT = "asu-crystal/1"  # asu-geometry 0.1: never anchored
 
 
+def _finite_numbers(values: Sequence[Any], n: int) -> bool:
+    """``values`` are ``n`` finite real numbers (Python or numpy ints and floats)."""
+    return len(values) == n and all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
+                                    for v in values)
+
+
 def check_lattice_parameters(lattice: Sequence[float]) -> None:
     """``ValueError`` unless ``lattice`` is (a, b, c, alpha, beta, gamma) of a real cell: lengths > 0 (Angstrom),
     angles in (0, 180) degrees and a positive volume, i.e. ``1 - cos²α - cos²β - cos²γ + 2 cosα cosβ cosγ > 0``
     (three angles such as 120, 120, 120 lie in one plane)."""
-    if len(lattice) != 6 or not all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
-                                    for v in lattice):
+    if not _finite_numbers(lattice, 6):
         raise ValueError(f"lattice must be six finite numbers (a, b, c, alpha, beta, gamma), got {tuple(lattice)}")
     a, b, c, al, be, ga = (float(v) for v in lattice)
     if min(a, b, c) <= 0:
@@ -98,8 +103,7 @@ class AsuCrystal:
             if s.element not in _element_symbols():
                 raise ValueError(f"unknown element symbol {s.element!r}")
             x = s.frac_coords
-            if len(x) != 3 or not all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
-                                      for v in x):
+            if not _finite_numbers(x, 3):
                 raise ValueError(f"site {i}: frac_coords must be three finite numbers, got {list(x)}")
             if isinstance(s.shape_index, bool) or not isinstance(s.shape_index, (int, np.integer)):
                 raise ValueError(f"site {i}: shape_index must be an integer, got {s.shape_index!r}")
@@ -269,11 +273,12 @@ def _on_shape(shape: WyckoffShape, x: np.ndarray, tol: float) -> bool:
     plane and inside every edge) or, for the ASU interior, anywhere (the caller checks the ASU)."""
     if shape.dim == 3:
         return True
-    foot = shape.to_frac(shape.to_params(x))
+    params = shape.to_params(x)
+    foot = shape.to_frac(params)
     if float(np.abs(foot - x).max()) > tol:  # off the point, line or plane
         return False
     if shape.dim == 1:
-        s, length = float(shape.to_params(x)[0]), float(np.linalg.norm(shape.basis_array[0]))
+        s, length = float(params[0]), float(np.linalg.norm(shape.basis_array[0]))
         return -tol <= s * length and (s - 1) * length <= tol
     if shape.dim == 2:
         normal = np.cross(shape.basis_array[0], shape.basis_array[1])  # the chart is counter-clockwise about it
