@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.linalg import expm
 
-from crystal_eval.timelimit import TimeLimitExceeded, clock_function, time_limit
+from crystal_eval.timelimit import TimeLimitExceeded, clock_function, limit_message, time_limit
 
 
 @dataclass(frozen=True)
@@ -300,8 +300,7 @@ def fire_relax(
         ok = error is None and st.result is not None
         timed_out = error == _TIMED_OUT
         if timed_out:
-            error = f"TimeLimitExceeded: relaxation exceeded the time limit of {limit:g} s" + (
-                " of CPU time" if clock == "cpu" else "")
+            error = f"TimeLimitExceeded: {limit_message('relaxation', limit, clock)}"  # type: ignore[arg-type]
         out[st.index] = FireOutcome(
             cell=st.cell0 @ f_def.T, positions=st.x @ f_def.T,
             energy_per_atom=st.result.energy_per_atom if ok else float("nan"),  # type: ignore[union-attr]

@@ -56,6 +56,11 @@ def _raise_deferred() -> None:
         raise TimeLimitExceeded(pending[0][1])
 
 
+def limit_message(what: str, seconds: float, clock: str = "wall") -> str:
+    """The message of a :class:`TimeLimitExceeded` of ``what`` after ``seconds`` of ``clock``."""
+    return f"{what} exceeded the time limit of {seconds:g} s" + (" of CPU time" if clock == "cpu" else "")
+
+
 def _timer(clock: str) -> tuple[int, Any]:
     """The interval timer of ``clock`` and the signal it sends."""
     return (signal.ITIMER_REAL, signal.SIGALRM) if clock == "wall" else (signal.ITIMER_PROF, signal.SIGPROF)
@@ -116,7 +121,7 @@ def time_limit(seconds: float | None, what: str = "computation", clock: str = "w
         yield
         return
     which, signum = _timer(clock)
-    message = f"{what} exceeded the time limit of {seconds:g} s" + (" of CPU time" if clock == "cpu" else "")
+    message = limit_message(what, seconds, clock)
     state = {"active": True}
 
     def _on_alarm(signum, frame):  # noqa: ARG001
