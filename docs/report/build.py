@@ -583,6 +583,10 @@ def stability_intervals(rep: dict[str, Any]) -> dict[str, list[float] | None]:
     return {k: (list(iv) if (iv := wilson_interval(*c)) else None) for k, c in counts.items()}
 
 
+OLD_RELAX_CELL = ("the cell as given (the report predates `--relax-cell`; with today's crystal-eval, "
+                  "`--relax-cell input` relaxes the same cells)")
+
+
 def stability_section() -> dict[str, Any]:
     """The stability columns, read from the committed crystal-eval ``--stability`` reports in ``docs/report/``
     (each holds the command that produced it). They are not recomputed by the report session: CHGNet relaxations
@@ -596,7 +600,8 @@ def stability_section() -> dict[str, Any]:
         sm = rep["stability_meta"]
         rows.append({"label": d["label"], "what": d["what"], "command": d["command"], "file": rel(path),
                      "potential": sm["label"], "n_evaluated": sm["n_evaluated"], "n_draw": sm["n_draw"],
-                     "values": {k: rep[k] for k in STABILITY_KEYS}, "intervals_95": stability_intervals(rep)})
+                     "values": {k: rep[k] for k in STABILITY_KEYS}, "intervals_95": stability_intervals(rep),
+                     "relax_cell": sm["config"].get("relax_cell") or OLD_RELAX_CELL})
     if not rows:
         return {"status": "not run", "reason": "no committed crystal-eval --stability report in docs/report/.",
                 "rows": []}

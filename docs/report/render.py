@@ -164,8 +164,9 @@ def render(rep: Mapping[str, Any]) -> str:
             if parts:
                 L += [f"- {r['label']}, 95 % Wilson intervals of the rates: {', '.join(parts)}."]
         for r in st["rows"]:
+            cell = f"; relaxed cell: {r['relax_cell']}" if r.get("relax_cell") else ""
             L += [f"- {r['label']}: {r['potential']}; {r['what']} ({fmt_int(r['n_evaluated'])} crystals evaluated of "
-                  f"a draw of {fmt_int(r['n_draw'])}; `{r['file']}`, produced by `{r['command']}`)."]
+                  f"a draw of {fmt_int(r['n_draw'])}; `{r['file']}`, produced by `{r['command']}`{cell})."]
         L += [""]
 
     # ---------------------------------------------------------------- likelihood

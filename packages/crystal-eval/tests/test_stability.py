@@ -273,3 +273,52 @@ def test_relaxation_time_split_by_outcome_and_shortest_distance():
     text = format_stability({"stability_meta": meta})
     assert ("relaxation time 10 s charged: converged 2 crystals 14 %, step cap 1 crystals 29 %, failed 1 crystals "
             "57 %; shortest distance below 1 Å: 2 crystals 86 %; 1 without a recorded time") in text
+
+
+def conventional(s: Structure) -> Structure:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    return SpacegroupAnalyzer(s).get_conventional_standard_structure()
+
+
+def test_primitive_cell_reduces_centred_cells_and_keeps_primitive_ones_as_given():
+    from crystal_eval.stability import primitive_cell
+
+    prim = fixture_crystals(2)[0]  # CuNi, Cmmm: 2 atoms, 4 in the conventional cell
+    conv = conventional(prim)
+    assert len(conv) == 2 * len(prim)
+    got = primitive_cell(conv)
+    assert len(got) == len(prim) and got.composition == prim.composition
+    assert got.volume == pytest.approx(prim.volume, rel=1e-9)
+    assert primitive_cell(prim) is prim  # nothing to reduce: the very same structure
+    shaken = conv.copy()
+    shaken.translate_sites([0], [0.01, 0.0, 0.0], frac_coords=False)  # breaks the centring by 0.01 Å
+    assert primitive_cell(shaken) is shaken  # a tolerance of 1e-3 Å does not average it away
+
+
+def test_centred_cells_are_relaxed_as_primitive_cells_by_default(cache: FeatureCache):
+    """The same crystals as conventional and as primitive cells: by default the relaxed cells are the primitive
+    ones (fewer atoms), and the energies per atom agree with relaxing the conventional cells as given."""
+    from crystal_eval.cli import build_parser
+    from crystal_eval.stability import RELAX_CELLS, _relax_key
+
+    prims = fixture_crystals(2, 22)  # CuNi (Cmmm), Ag3Pd (I4/mmm)
+    convs = [conventional(s) for s in prims]
+    assert _relax_key(cfg(relax_cell="input")) != _relax_key(cfg())
+    with pytest.raises(ValueError, match="relax_cell"):
+        cfg(relax_cell="conventional").validate()
+    base = ["x", "--train", "t.csv", "--test", "t.csv", "--stability"]
+    assert build_parser().parse_args(base).relax_cell == "primitive"
+    assert build_parser().parse_args([*base, "--relax-cell", "input"]).relax_cell == "input"
+
+    config = dict(max_steps=60, time_limit=None)
+    by_prim = evaluate_stability(convs, 2, REFS, cfg(**config), cache)
+    as_given = evaluate_stability(convs, 2, REFS, cfg(relax_cell="input", **config), cache)
+    assert by_prim.report["stability_meta"]["config"]["relax_cell"] == RELAX_CELLS["primitive"]
+    assert as_given.report["stability_meta"]["config"]["relax_cell"] == RELAX_CELLS["input"]
+    assert by_prim.details.relax_atoms.tolist() == [len(s) for s in prims]
+    assert as_given.details.relax_atoms.tolist() == [len(s) for s in convs]
+    assert by_prim.details.relax_converged.all() and as_given.details.relax_converged.all()
+    np.testing.assert_allclose(by_prim.details.relax_energy_per_atom, as_given.details.relax_energy_per_atom,
+                               atol=2e-3)  # fmt: skip
+    np.testing.assert_allclose(by_prim.details.e_hull, as_given.details.e_hull, atol=2e-3)

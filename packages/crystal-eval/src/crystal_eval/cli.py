@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         "which other load on the machine does not use up, so the same crystals get the same verdicts",
     )  # fmt: skip
     st.add_argument(
+        "--relax-cell", choices=["primitive", "input"], default="primitive",
+        help="the cell relaxed: primitive, the input's primitive cell (default; a centred conventional cell costs 2 "
+        "to 4 times more per step, and the MP-20 reference crystals are primitive cells), or input, as given",
+    )  # fmt: skip
+    st.add_argument(
         "--relax-optimizer", choices=["batched", "ase"], default="batched",
         help="batched: many crystals per CHGNet call (default); ase: ASE's FIRE, one crystal at a time "
         "(the same algorithm, slower; for cross-checks)",
@@ -235,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time_limit=args.relax_time_limit if args.relax_time_limit > 0 else None,
                 time_clock=args.relax_time_clock,
                 prerelax_volume=args.prerelax_volume,
+                relax_cell=args.relax_cell,
             )
             stability.validate()
         cfg = EvalConfig(

@@ -2,6 +2,10 @@
 
 For each crystal of the U.N. subset (the unique-and-novel crystals of the valid draw):
 
+0. reduce it to its primitive cell (``relax_cell="primitive"``, the default; :func:`primitive_cell`): a
+   conventional cell of a centred lattice holds 2 to 4 copies of the primitive one, costs as many times more
+   per potential call, and lets numerical noise break the centring that the MP-20 reference crystals (stored
+   as primitive cells) cannot break; ``relax_cell="input"`` relaxes the cell as given;
 1. relax cell and positions with the potential (FIRE on the ``FrechetCellFilter`` cell coordinates,
    ``fmax`` eV/Å, at most ``max_steps`` steps, at most ``time_limit`` seconds of ``time_clock`` (wall-clock
    time by default; ``"cpu"``: the worker's CPU time, which other load does not use up); a relaxation that stops at
@@ -74,6 +78,12 @@ STABILITY_KEYS: tuple[str, ...] = (
 STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen)
 RELAX_VERSION = 2
 NEAR_TOUCHING = 1.0  # Å: the shortest-distance split of the relaxation time in ``stability_meta``
+PRIMITIVE_TOLERANCE = 1e-3  # Å: how far a centring translation may miss an atom (pymatgen's site tolerance)
+RELAX_CELLS = {
+    "primitive": "the primitive cell of the input (pymatgen get_primitive_structure, site tolerance "
+    f"{PRIMITIVE_TOLERANCE} Å; a cell that is already primitive is kept as given)",
+    "input": "the cell as given",
+}
 RELAX_CHUNK = 32  # most crystals per worker task (relaxed together, then written to the cache)
 OPTIMIZERS = {
     "batched": "FIRE on FrechetCellFilter coordinates, batched (crystal_eval.fire), one potential call per step",
@@ -112,6 +122,7 @@ class StabilityConfig:
     time_limit: float | None = 60.0  # seconds per relaxation; None or <= 0: none
     time_clock: Literal["wall", "cpu"] = "wall"  # what the limit counts: elapsed time or the worker's CPU time
     prerelax_volume: bool = False  # isotropic volume pre-relaxation before FIRE (crystal_eval.prerelax)
+    relax_cell: Literal["primitive", "input"] = "primitive"  # the cell relaxed (RELAX_CELLS)
     threshold: float = STABLE_THRESHOLD
     symprec: float = 0.1
     angle_tolerance: float = 5.0
@@ -129,6 +140,8 @@ class StabilityConfig:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.time_clock not in CLOCKS:
             raise ValueError(f"time_clock must be one of {CLOCKS}, got {self.time_clock!r}")
+        if self.relax_cell not in RELAX_CELLS:
+            raise ValueError(f"relax_cell must be one of {sorted(RELAX_CELLS)}, got {self.relax_cell!r}")
 
     @property
     def label(self) -> str:
@@ -152,6 +165,7 @@ class RelaxRecord:
     time_clock: str = "wall"  # the clock of that limit ("wall" or "cpu")
     prerelax_scale: float = 1.0  # the isotropic lattice scale applied before FIRE (1: none)
     shortest_distance: float = float("nan")  # Å, between two distinct atoms of the input (minimum image)
+    n_atoms_relaxed: int = 0  # atoms in the cell that was relaxed (fewer than the input's when it was reduced)
     seconds: float = float("nan")  # the relaxation's time charged to this crystal (NaN: unknown, e.g. older cache)
 
 
@@ -195,6 +209,18 @@ def shortest_distance(s: Structure) -> float:
     return float(d[np.triu_indices(len(s), 1)].min())
 
 
+def primitive_cell(s: Structure, tolerance: float = PRIMITIVE_TOLERANCE) -> Structure:
+    """The primitive cell of ``s`` when its translational symmetry makes it smaller (pymatgen's
+    ``get_primitive_structure`` with a site tolerance of ``tolerance`` Å, Niggli-reduced), else ``s`` itself,
+    unchanged (also when the reduction fails). The energy per atom of a crystal does not depend on the cell
+    it is given in; a potential call costs in proportion to the atoms."""
+    try:
+        p = s.get_primitive_structure(tolerance=tolerance, use_site_props=False)
+    except Exception:
+        return s
+    return p if len(p) < len(s) else s
+
+
 def relax_time_split(recs: Sequence[RelaxRecord]) -> dict[str, Any]:
     """Where the relaxation time went: total seconds, and count and seconds of the crystals by outcome
     (``converged``, ``step_cap``: relaxed without reaching fmax, ``failed``: error or time limit) and by the
@@ -233,10 +259,13 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
     for rec, s in zip(recs, structures, strict=True):
         rec.sg_before = _space_group(s, cfg.symprec, cfg.angle_tolerance)
         rec.shortest_distance = shortest_distance(s)
-    start = list(structures)
+    cells = [primitive_cell(s) for s in structures] if cfg.relax_cell == "primitive" else list(structures)
+    for rec, c in zip(recs, cells, strict=True):
+        rec.n_atoms_relaxed = len(c)
+    start = list(cells)
     if cfg.prerelax_volume:
         try:
-            start, scales = prerelax_volumes(potential, structures)
+            start, scales = prerelax_volumes(potential, cells)
             for rec, x in zip(recs, scales.tolist(), strict=True):
                 rec.prerelax_scale = x
         except Exception:  # keep the input cells: a potential that fails here fails (and is recorded) below
@@ -248,7 +277,7 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
                                     cfg.time_clock)
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
         outs = [RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}") for _ in structures]
-    for rec, s, out in zip(recs, structures, outs, strict=True):
+    for rec, s, out in zip(recs, cells, outs, strict=True):
         rec.seconds = float(out.seconds)
         if isinstance(out, RelaxFailure):
             rec.error, rec.time_limit = out.reason, (limit if out.timed_out else None)
@@ -352,6 +381,7 @@ def _relax_key(cfg: StabilityConfig) -> str:
         [RELAX_VERSION, cfg.potential_id, cfg.optimizer, cfg.fmax, cfg.max_steps, cfg.symprec,
          cfg.angle_tolerance, version("pymatgen")]  # fmt: skip
         + (["prerelax_volume", asdict(VolumeSearch())] if cfg.prerelax_volume else [])
+        + (["relax_cell", "primitive", PRIMITIVE_TOLERANCE] if cfg.relax_cell == "primitive" else [])
     )
     return "relax:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -483,6 +513,7 @@ def evaluate_stability(
             "time_limit_clock": cfg.time_clock,
             "optimizer": OPTIMIZERS[cfg.optimizer],
             "prerelax_volume": PRERELAX if cfg.prerelax_volume else None,
+            "relax_cell": RELAX_CELLS[cfg.relax_cell],
             "symprec": cfg.symprec,
             "angle_tolerance": cfg.angle_tolerance,
         },
@@ -517,6 +548,7 @@ def evaluate_stability(
             "relax_energy_per_atom": [r.energy_per_atom for r in recs],
             "relax_rmsd": [r.rmsd for r in recs],
             "relax_steps": [r.steps for r in recs],
+            "relax_atoms": [r.n_atoms_relaxed for r in recs],
             "relax_converged": [r.converged for r in recs],
             "relax_prerelax_scale": [r.prerelax_scale for r in recs],
             "shortest_distance_before_relax": [r.shortest_distance for r in recs],
