@@ -110,6 +110,7 @@ def test_a_cpu_time_limit_is_recorded_and_its_time_out_is_not_reused_on_the_wall
     assert wall.report["stability_meta"]["config"]["time_limit_clock"] == "wall"
     done = evaluate_stability(crystal, 1, REFS, cfg(time_limit=600.0, time_clock="cpu"), cache)
     assert done.details.stability_error.iloc[0] == "" and done.details.relax_seconds.iloc[0] > 0
+    assert done.report["stability_meta"]["relax_seconds"]["clocks"] == ["cpu"]  # a finished relaxation too
     with pytest.raises(ValueError, match="time_clock must be one of"):
         cfg(time_clock="gpu").validate()
 
@@ -265,6 +266,7 @@ def test_relaxation_time_split_by_outcome_and_shortest_distance():
     assert split["failed"] == {"n": 1, "seconds": 6.0}
     assert split["shortest_below_1A"] == {"n": 2, "seconds": 9.0}
     assert split["shortest_at_least_1A"] == {"n": 2, "seconds": 1.5}
+    assert split["clocks"] == ["wall"]
     old = RelaxRecord(converged=True)
     del old.__dict__["seconds"]  # a record pickled before the field existed
     assert np.isnan(pickle.loads(pickle.dumps(old)).seconds)
@@ -273,6 +275,14 @@ def test_relaxation_time_split_by_outcome_and_shortest_distance():
     text = format_stability({"stability_meta": meta})
     assert ("relaxation time 10 s charged: converged 2 crystals 14 %, step cap 1 crystals 29 %, failed 1 crystals "
             "57 %; shortest distance below 1 Å: 2 crystals 86 %; 1 without a recorded time") in text
+    recs[0].time_clock = recs[1].time_clock = "cpu"  # cached by a run on the CPU clock
+    meta["relax_seconds"] = mixed = relax_time_split(recs)
+    assert mixed["clocks"] == ["cpu", "wall"]
+    assert "relaxation time 10 s (wall-clock and CPU time mixed) charged" in format_stability({"stability_meta": meta})
+    for r in recs:
+        r.time_clock = "cpu"
+    meta["relax_seconds"] = relax_time_split(recs)
+    assert "relaxation time 10 s of CPU time charged" in format_stability({"stability_meta": meta})
 
 
 def conventional(s: Structure) -> Structure:

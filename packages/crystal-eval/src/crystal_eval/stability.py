@@ -162,7 +162,7 @@ class RelaxRecord:
     sg_after: int | None = None
     error: str | None = None
     time_limit: float | None = None  # the limit the relaxation ran into, if it did
-    time_clock: str = "wall"  # the clock of that limit ("wall" or "cpu")
+    time_clock: str = "wall"  # the clock of ``seconds`` and of the limit ("wall" or "cpu")
     prerelax_scale: float = 1.0  # the isotropic lattice scale applied before FIRE (1: none)
     shortest_distance: float = float("nan")  # Å, between two distinct atoms of the input (minimum image)
     n_atoms_relaxed: int = 0  # atoms in the cell that was relaxed (fewer than the input's when it was reduced)
@@ -225,7 +225,8 @@ def relax_time_split(recs: Sequence[RelaxRecord]) -> dict[str, Any]:
     """Where the relaxation time went: total seconds, and count and seconds of the crystals by outcome
     (``converged``, ``step_cap``: relaxed without reaching fmax, ``failed``: error or time limit) and by the
     shortest interatomic distance before relaxation (``shortest_below_1A`` / ``shortest_at_least_1A``;
-    :data:`NEAR_TOUCHING`). Crystals without a recorded time are counted in ``n_unknown`` only."""
+    :data:`NEAR_TOUCHING`), and the ``clocks`` those seconds were measured on (two when cached relaxations of both
+    clocks are summed). Crystals without a recorded time are counted in ``n_unknown`` only."""
     timed = [r for r in recs if math.isfinite(r.seconds)]
 
     def part(rs: list[RelaxRecord]) -> dict[str, float | int]:
@@ -234,6 +235,7 @@ def relax_time_split(recs: Sequence[RelaxRecord]) -> dict[str, Any]:
     return {
         "total": float(sum(r.seconds for r in timed)),
         "n_unknown": len(recs) - len(timed),
+        "clocks": sorted({r.time_clock for r in timed}),
         "converged": part([r for r in timed if not r.error and r.converged]),
         "step_cap": part([r for r in timed if not r.error and not r.converged]),
         "failed": part([r for r in timed if r.error]),
@@ -278,10 +280,9 @@ def relax_many(structures: Sequence[Structure], potential: Potential, cfg: Stabi
     except Exception as exc:  # a potential whose relax_batch raises fails its whole batch, nothing else
         outs = [RelaxFailure(f"relaxation failed: {type(exc).__name__}: {exc}") for _ in structures]
     for rec, s, out in zip(recs, cells, outs, strict=True):
-        rec.seconds = float(out.seconds)
+        rec.seconds, rec.time_clock = float(out.seconds), cfg.time_clock
         if isinstance(out, RelaxFailure):
             rec.error, rec.time_limit = out.reason, (limit if out.timed_out else None)
-            rec.time_clock = cfg.time_clock
             continue
         if not np.isfinite(out.energy_per_atom):
             rec.error = "relaxation failed: ValueError: the potential returned a non-finite energy"
@@ -538,7 +539,8 @@ def evaluate_stability(
             "relax_seconds": "seconds of relaxation charged to the crystals (their share of each batched potential "
             "call and update, the time the limit is checked against), summed by outcome and by the shortest "
             f"interatomic distance before relaxation (below / at least {NEAR_TOUCHING} Å); a cached crystal keeps "
-            "the time of the run that relaxed it, and one cached by an older version has none ('n_unknown')",
+            "the time of the run that relaxed it, on that run's clock ('clocks'), and one cached by an older "
+            "version has none ('n_unknown')",
         },
     }
     details = pd.DataFrame(
@@ -596,8 +598,11 @@ def _time_line(split: dict[str, Any] | None) -> str:
         return f"{split[key]['n']} crystals {100 * split[key]['seconds'] / total:.0f} %"
 
     unknown = f"; {split['n_unknown']} without a recorded time" if split["n_unknown"] else ""
+    clocks = split.get("clocks") or ["wall"]  # reports written before the clocks were recorded: wall clock
+    seconds = {("cpu",): "s of CPU time", ("wall",): "s"}.get(tuple(clocks), "s (wall-clock and CPU time mixed)")
     return (
-        f"\n  relaxation time {total:,.0f} s charged: converged {share('converged')}, step cap {share('step_cap')}, "
-        f"failed {share('failed')}; shortest distance below {NEAR_TOUCHING:g} Å: {share('shortest_below_1A')}"
+        f"\n  relaxation time {total:,.0f} {seconds} charged: converged {share('converged')}, "
+        f"step cap {share('step_cap')}, failed {share('failed')}; "
+        f"shortest distance below {NEAR_TOUCHING:g} Å: {share('shortest_below_1A')}"
         + unknown
     )
