@@ -99,7 +99,7 @@ def test_time_limit_counts_as_not_stable_and_a_larger_limit_retries(cache: Featu
 def test_a_cpu_time_limit_is_recorded_and_its_time_out_is_not_reused_on_the_wall_clock(cache: FeatureCache):
     """``time_clock="cpu"`` counts the worker's CPU time: the time-out says so and is recorded with its clock; a
     wall-clock run does not take that time-out from the cache (it relaxes again), nor does a longer limit."""
-    crystal = fixture_crystals(2)
+    crystal = fixture_crystals(4)  # AlAu4: about 0.7 s of CPU time (34 steps); CuNi's 2 steps took 0.05-0.07 s
     res = evaluate_stability(crystal, 1, REFS, cfg(time_limit=0.05, time_clock="cpu"), cache)
     d = res.details.iloc[0]
     assert d.stability_error == "TimeLimitExceeded: relaxation exceeded the time limit of 0.05 s of CPU time"
