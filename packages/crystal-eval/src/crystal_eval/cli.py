@@ -14,7 +14,7 @@ from typing import Any
 
 from crystal_eval.cache import ENV_VAR
 from crystal_eval.io import InputError
-from crystal_eval.timelimit import DEFAULT_TIME_LIMIT
+from crystal_eval.timelimit import CLOCKS, DEFAULT_TIME_LIMIT
 
 
 def _number(text: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-crystal relaxation time limit (60; 0 = none); past it the crystal is not stable",
     )  # fmt: skip
     st.add_argument(
-        "--relax-time-clock", choices=["wall", "cpu"], default="wall",
+        "--relax-time-clock", choices=CLOCKS, default="wall",
         help="what --relax-time-limit counts: wall, elapsed time (default), or cpu, the worker process's CPU time, "
         "which other load on the machine does not use up, so the same crystals get the same verdicts",
     )  # fmt: skip
