@@ -225,13 +225,20 @@ class CHGNetPotential:
         try:
             with warnings.catch_warnings(), torch.no_grad():  # energies only: no autograd graph
                 warnings.simplefilter("ignore")
-                preds = self.model.predict_structure(list(structures), task="e", batch_size=16)
+                graphs = [self._graph(s) for s in structures]
+                preds = self.model.predict_graph(graphs, task="e", batch_size=16)
             preds = [preds] if isinstance(preds, dict) else preds
             return [float(np.asarray(p["e"]).reshape(-1)[0]) for p in preds]
         except Exception:
             if len(structures) == 1:
                 return [float("nan")]
             return [e for s in structures for e in self.energies_per_atom([s])]
+
+    def _graph(self, structure: Structure) -> Any:
+        """CHGNet's crystal graph of ``structure`` (:func:`crystal_eval.chgnet_graph.graph_of`)."""
+        from crystal_eval.chgnet_graph import graph_of
+
+        return graph_of(self.model.graph_converter, structure)
 
     def relax(self, structure: Structure, fmax: float, max_steps: int) -> RelaxOutcome:
         """FIRE on cell and positions (``FrechetCellFilter``) with the CHGNet ASE calculator."""
@@ -267,11 +274,14 @@ class CHGNetBatchCalculator:
         self.model = model
 
     def prepare(self, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> Any:
-        """CHGNet's crystal graph (raises for an atom with no neighbour within the 6 Å cutoff)."""
+        """CHGNet's crystal graph (raises for an atom with no neighbour within the 6 Å cutoff;
+        :func:`crystal_eval.chgnet_graph.graph_of`)."""
         from pymatgen.core import Lattice
 
+        from crystal_eval.chgnet_graph import graph_of
+
         structure = Structure(Lattice(cell), numbers.tolist(), positions, coords_are_cartesian=True)
-        return self.model.graph_converter(structure)
+        return graph_of(self.model.graph_converter, structure)
 
     def cost(self, graph: Any) -> float:
         """Directed bonds plus angles: what the message passing scales with."""
