@@ -21,6 +21,7 @@ from crystal_eval.chgnet_graph import (  # noqa: E402
     supports,
 )
 from crystal_eval.io import parse_cif  # noqa: E402
+from crystal_eval.potential import CHGNetPotential  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -29,10 +30,13 @@ TENSORS = ("atomic_number", "atom_frac_coord", "atom_graph", "neighbor_image", "
 
 
 @pytest.fixture(scope="module")
-def converter() -> CrystalGraphConverter:
-    from crystal_eval.potential import CHGNetPotential
+def pot() -> CHGNetPotential:
+    return CHGNetPotential()
 
-    return CHGNetPotential().model.graph_converter
+
+@pytest.fixture(scope="module")
+def converter(pot: CHGNetPotential) -> CrystalGraphConverter:
+    return pot.model.graph_converter
 
 
 def fixture_structures() -> list[Structure]:
@@ -122,10 +126,7 @@ def test_unpaired_and_duplicated_edges_are_refused():
         pair_edges(np.array([0, 0, 1]), np.array([1, 1, 0]), np.zeros((3, 3), int))
 
 
-def test_energies_equal_chgnets_predictions():
-    from crystal_eval.potential import CHGNetPotential
-
-    pot = CHGNetPotential()
+def test_energies_equal_chgnets_predictions(pot: CHGNetPotential):
     structures = fixture_structures()[:20]
     ref = pot.model.predict_structure(structures, task="e", batch_size=16)
     assert pot.energies_per_atom(structures) == [float(np.asarray(p["e"]).reshape(-1)[0]) for p in ref]
