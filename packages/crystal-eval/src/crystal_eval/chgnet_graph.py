@@ -5,8 +5,8 @@ steps: pymatgen's neighbour list within ``atom_graph_cutoff`` (6 Å); a graph of
 objects that pairs every directed edge ``(i, j, image)`` with its reverse ``(j, i, -image)`` into one
 undirected edge; and, in a Python loop over the undirected edges, the line graph of bond pairs that share an
 atom with both bonds shorter than ``bond_graph_cutoff`` (3 Å, the "angles"). A batched relaxation rebuilds
-the graph of every crystal at every FIRE step, and these Python objects took about a sixth of a relaxation's
-CPU time on generated crystals.
+the graph of every crystal at every FIRE step, and these Python objects took 13-14 % of a relaxation's CPU
+time on generated crystals (2 % with this module; ``benchmarks/chgnet_graph_bench.py``).
 
 :func:`crystal_graph` builds the same ``CrystalGraph``, entry for entry and in the same order, from the same
 neighbour list with numpy:
