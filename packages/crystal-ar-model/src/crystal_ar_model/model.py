@@ -360,10 +360,13 @@ class CrystalARModel(nn.Module):
 
     @torch.no_grad()
     def sample_global(self, num: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Ancestral samples of (G, C, l) in the G-first order: ``space_group``, ``comp``, ``lattice``."""
+        """Ancestral samples of (G, C, l) in the G-first order: ``space_group``, ``comp``, ``lattice``.
+
+        ``generator`` is a CPU generator (or None) whatever the model's device: the space groups are drawn on the
+        CPU and moved, as every other draw of the sampler (:func:`.factors.draw_categorical`)."""
         cap = self.group_capacity()
         probs = torch.softmax(self.space_group_prior(1, cap >= 1).logits[0], 0)
-        sg = torch.multinomial(probs, num, replacement=True, generator=generator) + 1
+        sg = torch.multinomial(probs.cpu(), num, replacement=True, generator=generator).to(probs.device) + 1
         comp = self.composition.sample_sets(self.composition(sg).context, generator, max_size=cap[sg - 1])
         lat = self.lattice.sample_lattice(self.lattice(sg, comp).context, sg, generator)
         return {"space_group": sg, "comp": comp, "lattice": lat}
