@@ -117,6 +117,8 @@ def main() -> int:
             f"{60.0 * jobs / cpu_per:.1f} crystals/min on {jobs} idle cores (CPU-bound estimate)"
         )
         print("   " + format_stability(res.report).replace("\n", "\n   "))
+        print("   (these are perturbed reference crystals, not generated ones; 'space group kept' compares with the "
+              "perturbed cells, whose symmetry the perturbation broke, so it is no figure of merit here)")
         if args.measure_total:
             more = perturbed_test_crystals(test, args.n_total, seed=1)
             t0 = time.perf_counter()

@@ -306,6 +306,17 @@ def test_primitive_cell_reduces_centred_cells_and_keeps_primitive_ones_as_given(
     assert primitive_cell(shaken) is shaken  # a tolerance of 1e-3 Å does not average it away
 
 
+def test_cli_choices_are_the_documented_settings():
+    """The CLI lists its --relax-cell and --relax-optimizer choices literally (its --help imports no pymatgen), so
+    they must stay the keys of the settings that the report describes."""
+    from crystal_eval.cli import build_parser
+    from crystal_eval.stability import OPTIMIZERS, RELAX_CELLS
+
+    choices = {a.dest: a.choices for a in build_parser()._actions if a.choices is not None}
+    assert list(choices["relax_cell"]) == list(RELAX_CELLS)
+    assert list(choices["relax_optimizer"]) == list(OPTIMIZERS)
+
+
 def test_centred_cells_are_relaxed_as_primitive_cells_by_default(cache: FeatureCache):
     """The same crystals as conventional and as primitive cells: by default the relaxed cells are the primitive
     ones (fewer atoms), and the energies per atom agree with relaxing the conventional cells as given."""
