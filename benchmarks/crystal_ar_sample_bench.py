@@ -2,7 +2,7 @@
 pyxtal's ``from_random`` on the same space groups and compositions.
 
     python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers N]
-        [--repeats 3] [--pyxtal 200] [--round-trip]
+        [--repeats 3] [--pyxtal 200] [--round-trip] [--device cpu|cuda]
 
 Figures (each printed with its definition):
 
@@ -29,6 +29,11 @@ Figures (each printed with its definition):
 
 The checkpoint: ``--checkpoint``, else the shipped model, else an untrained ``default`` model (printed). Other
 jobs on a shared machine slow every figure down; the CPU-time figures are what one free core delivers.
+
+``--device cuda`` puts the model on the GPU, as ``crystal-ar sample --device cuda`` does: the end-to-end runs use
+the CLI's GPU mode (this process draws and scores on the GPU and writes the files, ``--workers`` processes derive
+the normal forms; default: the CPU count minus one), the stages are timed on the GPU (synchronised), and the CPU
+ceiling is not printed (it describes the CPU mode).
 """
 
 from __future__ import annotations
@@ -81,6 +86,12 @@ def _model(checkpoint: str | None) -> tuple[object, dict, str]:
     return model, {"name": "untrained-default", "sha256": "", "epoch": None}, "an untrained default model"
 
 
+def _sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that wall-clock timings include it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, round_trip: bool, repeats: int = 1
                ) -> float:
     """``repeats`` identical runs (same seed, fresh worker processes each time); prints each and returns the median
@@ -126,7 +137,7 @@ def _round_trip(model: object, out: Path) -> None:
           f"{diff.max():.2e} nats, mean {diff.mean():.2e}")
 
 
-def stages(model: object, batch: int, workers: int) -> list:
+def stages(model: object, batch: int, workers: int, device: str = "cpu") -> list:
     from asu_geometry.normalform import same_description
     from crystal_ar_model.generate import SAME_DESCRIPTION_TOL, _derive, score_normal_forms
     from crystal_ar_model.outputs import SampleRecord, SampleWriter
@@ -135,14 +146,17 @@ def stages(model: object, batch: int, workers: int) -> list:
     cpu_ms: list[float] = []  # CPU per crystal of the stages a worker runs for every crystal
 
     def timed(label: str, fn, count: int):  # noqa: ANN001, ANN202
+        _sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
+        _sync(device)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"  {label}: {1e3 * dt / count:.2f} ms/crystal wall, {1e3 * cpu / count:.2f} ms/crystal CPU")
         cpu_ms.append(1e3 * cpu / count)
         return out
 
-    print(f"stages (one process, one thread, batch {batch}):")
+    where = "one process, one thread" if device == "cpu" else "one process, the model on the GPU"
+    print(f"stages ({where}, batch {batch}):")
     out = timed("sampling.sample (ancestral, logp accumulated)", lambda: sample(model, batch,
                                                                               torch.Generator().manual_seed(5)), batch)
     sites = float((out.ptr[1:] - out.ptr[:-1]).double().mean())
@@ -163,7 +177,8 @@ def stages(model: object, batch: int, workers: int) -> list:
             w.close()
 
         timed("writing samples.jsonl + samples.extxyz + cif/", write, len(recs))
-    _ceiling(cpu_ms, spglib_ms, workers)
+    if device == "cpu":
+        _ceiling(cpu_ms, spglib_ms, workers)
     bad = [c for (nf, _), c in zip(derived, crystals, strict=True) if nf is None]
     closest = max((_closest_pair(c) for c in bad), default=float("nan"))
     print(f"  ({sites:.2f} sites per crystal; {len(bad)} of {batch} unreadable by the scorer, the largest of their "
@@ -283,18 +298,26 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("-n", "--num", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=500)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="crystal-ar sample --workers (on the CPU each worker runs whole blocks) [CPU count]")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="crystal-ar sample --workers (on the CPU each worker runs whole blocks) [CPU count; with "
+                    "--device cuda, CPU count - 1]")
     ap.add_argument("--repeats", type=int, default=3, help="end-to-end runs; the median is reported [3]")
     ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
     ap.add_argument("--round-trip", action="store_true", help="also re-score every written CIF (crystal-ar score)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs [cpu]")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is available to torch")
+    cores = os.cpu_count() or 1
+    workers = args.workers if args.workers is not None else (cores if args.device == "cpu" else max(1, cores - 1))
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
+    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {cores} CPUs{gpu}")
     model, info, what = _model(args.checkpoint)
-    print(f"model: {what}")
-    rate = end_to_end(model, info, args.num, args.batch_size, args.workers, args.round_trip, args.repeats)
-    crystals = stages(model, args.batch_size, args.workers)
+    model = model.to(args.device)
+    print(f"model: {what}, on {args.device}")
+    rate = end_to_end(model, info, args.num, args.batch_size, workers, args.round_trip, args.repeats)
+    crystals = stages(model, args.batch_size, workers, args.device)
     if args.pyxtal:
         px = pyxtal_rate(crystals, args.pyxtal)
         print(f"ratio: crystal-ar sample end to end / pyxtal from_random = {rate / px:.2f}")
