@@ -18,6 +18,8 @@ Figures (each printed with its definition):
   search alone: mean, median and the groups taking most of it, and on five textbook cells of rising group order),
   the model's score of the normal forms that differ
   from the drawn sequence, and the three output files;
+* whole blocks in one worker (CPU): the run's blocks in one forked process, first with the asu-geometry caches
+  a fresh worker has, then warm (the caches' share, and the gap between the stages and the workers' CPU);
 * ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
   against the records' ``logp_total`` (largest and mean absolute difference);
 * the ceiling those stages allow: ``--workers`` cores divided by the stages' CPU per crystal, with and without
@@ -117,9 +119,40 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, roun
         median = float(np.median(rates))
         print(f"end to end: median {median:.1f} crystals/s over {repeats} run(s) (min {min(rates):.1f}, max "
               f"{max(rates):.1f}) = {500 / median:.2f} s per 500 crystals")
+        if model.polar.device.type == "cpu" and workers > 0:
+            _block_costs(run, n, batch)
         if round_trip:
             _round_trip(model, Path(tmp) / "out")
     return median
+
+
+def _block_cpu(run: object, blocks: list) -> list[float]:
+    """CPU seconds of ``run.process_block`` on ``blocks`` (in a forked worker), first pass then second pass."""
+    out = []
+    for _ in range(2):
+        c0 = time.process_time()
+        for b in blocks:
+            run.process_block(b)
+        out.append(time.process_time() - c0)
+    return out
+
+
+def _block_costs(run: object, n: int, batch: int) -> None:
+    """What a worker spends per crystal on whole blocks (``SampleRun.process_block``: draw, normal forms, redraws of
+    unreadable draws, scores, records), in one forked process that starts as the end-to-end workers did (this
+    process's state after the runs): the run's blocks once (cold asu-geometry caches, as a worker meets them) and
+    again (warm). Their difference is the cost of the caches; the warm figure against the stages below is the
+    redraws (each redraw round is a small, overhead-bound batch) and the bookkeeping."""
+    import multiprocessing as mp
+
+    from crystal_ar_model.generate import stream_blocks
+
+    blocks = stream_blocks(n, batch)
+    with mp.get_context("fork").Pool(1, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        cold, warm = pool.apply(_block_cpu, (run, blocks))
+    print(f"  whole blocks in one worker ({len(blocks)} block(s) of the run, CPU per crystal): "
+          f"{1e3 * cold / n:.2f} ms with the caches a fresh worker has, {1e3 * warm / n:.2f} ms warm "
+          f"(the caches: {1e3 * (cold - warm) / n:.2f} ms)")
 
 
 def _round_trip(model: object, out: Path) -> None:
@@ -225,9 +258,9 @@ def _spglib_alone(crystals: list) -> float:
 
 
 def _spglib_reference_cells(repeats: int = 20) -> None:
-    """spglib alone on textbook cells of rising symmetry: its cost grows with the order of the group (the Wyckoff
-    letters of each orbit are found by testing pairs of the group's operations for every Wyckoff position), not
-    with the number of atoms."""
+    """spglib alone on textbook cells of rising symmetry: its cost grows with the order of the group and with the
+    number of orbits (the Wyckoff letter of each orbit is found by testing pairs of the group's operations for every
+    Wyckoff position), not with the number of atoms."""
     import warnings
 
     import spglib
@@ -249,7 +282,14 @@ def _spglib_reference_cells(repeats: int = 20) -> None:
             for _ in range(repeats):
                 spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5.0)
             parts.append(f"{name} {1e3 * (time.perf_counter() - t0) / repeats:.2f} ms")
-    print(f"  spglib alone on textbook cells (mean of {repeats} calls): {'; '.join(parts)}")
+        nacl, others = cells["NaCl, conventional cell (Fm-3m, 8 atoms)"], []
+        for label, call in [("get_symmetry", spglib.get_symmetry), ("find_primitive", spglib.find_primitive)]:
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                call(nacl, symprec=0.1, angle_tolerance=5.0)
+            others.append(f"{label} {1e3 * (time.perf_counter() - t0) / repeats:.2f} ms")
+    print(f"  spglib alone on textbook cells (mean of {repeats} calls): {'; '.join(parts)}; on the NaCl cell, "
+          f"{', '.join(others)} (no cheaper entry point)")
 
 
 def _closest_pair(crystal: object) -> float:

@@ -373,9 +373,9 @@ def for_model(constraints: SamplingConstraints, model: Any, min_distance: float 
         need = max(1, len(constraints.required))
         best = int(cap[allowed].max())
         if best < need:
-            where = "the allowed space groups" if groups is not None else "every space group"
+            where = "the allowed space groups hold" if groups is not None else "every space group holds"
             raise ConstraintError(
-                f"--require-elements asks for {need} distinct elements, but {where} hold at most {best} within "
+                f"--require-elements asks for {need} distinct elements, but {where} at most {best} within "
                 f"{budget} atoms per primitive cell (--max-atoms)" if best else
                 f"none of the allowed space groups fits an atom within {budget} atoms per primitive cell")
     return SamplerMasks(groups, elements, required, budget, partial)
