@@ -373,14 +373,11 @@ class CrystalARModel(nn.Module):
 
 
 def _polar_table() -> Tensor:
-    """(230,) bool: groups whose first site is anchored in the normal form (polar groups with anchored pieces).
+    """(230,) bool: the 68 polar groups, whose first site is anchored in the normal form (its coordinates lie on
+    one of its Wyckoff position's anchored pieces, ``WyckoffPosition.anchored_shapes``; :mod:`.shapes`)."""
+    from .shapes import is_polar
 
-    TEMPORARY: until asu-geometry's normal form provides ``anchored_shapes``, no group has anchored pieces and no
-    site is anchored."""
-    from .shapes import is_polar, shape_table
-
-    active = bool((shape_table().piece_count[:, 1] > 0).any())
-    return torch.tensor([active and is_polar(n) for n in range(1, 231)], dtype=torch.bool)
+    return torch.tensor([is_polar(n) for n in range(1, 231)], dtype=torch.bool)
 
 
 def vocabulary_for(cfg: ModelConfig) -> tuple[int, ...]:
