@@ -3,7 +3,8 @@
     nox -s tests                 # all package tests + cross-package tests (what CI runs)
     nox -s tests_asu_geometry    # one package
     nox -s lint                  # ruff
-    nox -s demo                  # the main job (see README)
+    nox -s sample                # the main job: generate crystals with the shipped model (see README)
+    nox -s demo                  # the exact ASU and Wyckoff shapes of one space group, printed and plotted
 
 Every session installs with ``constraints.txt`` so CI and developers resolve the same versions.
 """
@@ -83,7 +84,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def demo(session: nox.Session) -> None:
-    """The main job: show the exact ASU and Wyckoff shapes of a space group (default 192) and plot it."""
+    """Show the exact ASU and Wyckoff shapes of a space group (default 192) and plot them (asu-geometry alone)."""
     _install(session, f"./{PACKAGES['asu_geometry']}")
     sg = session.posargs[0] if session.posargs else "192"
     session.run("asu-geometry", "show", sg)
