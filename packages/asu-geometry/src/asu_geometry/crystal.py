@@ -71,6 +71,7 @@ class AsuSite:
     frac_coords: tuple[float, float, float]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``element``, ``wyckoff`` letter, ``shape_index`` and ``frac_coords``."""
         return {"element": self.element, "wyckoff": self.wyckoff, "shape_index": self.shape_index,
                 "frac_coords": list(self.frac_coords)}
 
@@ -180,26 +181,32 @@ class AsuCrystal:
 
     @property
     def a(self) -> float:
+        """Lattice parameter a (Angstrom) of the conventional cell."""
         return self.lattice[0]
 
     @property
     def b(self) -> float:
+        """Lattice parameter b (Angstrom) of the conventional cell."""
         return self.lattice[1]
 
     @property
     def c(self) -> float:
+        """Lattice parameter c (Angstrom) of the conventional cell."""
         return self.lattice[2]
 
     @property
     def alpha(self) -> float:
+        """Lattice angle alpha (degrees), between b and c."""
         return self.lattice[3]
 
     @property
     def beta(self) -> float:
+        """Lattice angle beta (degrees), between a and c."""
         return self.lattice[4]
 
     @property
     def gamma(self) -> float:
+        """Lattice angle gamma (degrees), between a and b."""
         return self.lattice[5]
 
     @property
@@ -227,6 +234,8 @@ class AsuCrystal:
         return Structure(lat, species, xyz)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (format ``@format``): space group, lattice parameters, whether the description is
+        anchored, and the sites (:meth:`AsuSite.to_dict`); :meth:`from_dict` reads it back."""
         return {"@format": DICT_FORMAT, "space_group": self.space_group, "lattice": list(self.lattice),
                 "anchored": self.anchored, "sites": [s.to_dict() for s in self.sites]}
 
@@ -258,6 +267,7 @@ class AsuCrystal:
         return cls(_whole(d["space_group"], "space_group"), lattice, sites, anchored=anchored)  # type: ignore[arg-type]
 
     def to_json(self, **kw: Any) -> str:
+        """:meth:`to_dict` as a JSON string (keyword arguments go to ``json.dumps``)."""
         return json.dumps(self.to_dict(), **kw)
 
 

@@ -73,6 +73,7 @@ class Cut:
             yield from self.nested.iter_cuts()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: normal ``n``, offset ``c`` (exact, as a string), ``inclusive`` and any nested cut."""
         d: dict[str, Any] = {"n": list(self.normal), "c": fstr(self.offset), "inclusive": self.inclusive}
         if self.nested is not None:
             d["nested"] = self.nested.to_dict()
@@ -103,20 +104,24 @@ class CutExpression:
             raise ValueError(f"cut expression operator must be '&' or '|', got {self.op!r}")
 
     def contains(self, x: Sequence[Fraction]) -> bool:
+        """Exact membership of a rational point: both sides (``&``) or either side (``|``)."""
         if self.op == "&":
             return self.lhs.contains(x) and self.rhs.contains(x)
         return self.lhs.contains(x) or self.rhs.contains(x)
 
     def contains_array(self, x: np.ndarray, eps: float = 1e-9) -> np.ndarray:
+        """Membership of float points (..., 3) within ``eps``, as a boolean array."""
         a = self.lhs.contains_array(x, eps)
         b = self.rhs.contains_array(x, eps)
         return (a & b) if self.op == "&" else (a | b)
 
     def iter_cuts(self) -> Iterator[Cut]:
+        """Every cut of both sides (depth first)."""
         yield from self.lhs.iter_cuts()
         yield from self.rhs.iter_cuts()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: operator ``op`` and both sides."""
         return {"op": self.op, "lhs": self.lhs.to_dict(), "rhs": self.rhs.to_dict()}
 
     def __str__(self) -> str:

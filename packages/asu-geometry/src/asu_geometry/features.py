@@ -207,9 +207,11 @@ class SymmetryElements:
         self.n_reflections = n_reflections
 
     def has_screw(self, kind: str) -> bool:
+        """Whether the group has a screw axis of this kind (a key of ``screws``)."""
         return self.screws[kind] > 0
 
     def has_glide(self, kind: str) -> bool:
+        """Whether the group has a glide plane of this kind (a key of ``glides``)."""
         return self.glides[kind] > 0
 
     def __repr__(self) -> str:

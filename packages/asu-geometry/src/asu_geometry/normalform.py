@@ -72,6 +72,7 @@ class NormalFormReport:
 
     @property
     def candidates(self) -> int:
+        """All descriptions compared: normalizer images plus anchored ones."""
         return self.normalizer_candidates + self.anchor_candidates
 
 

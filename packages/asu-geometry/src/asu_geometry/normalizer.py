@@ -58,10 +58,12 @@ class NormalizerElement:
 
     @property
     def translation_array(self) -> np.ndarray:
+        """``translation`` as floats, shape (3,)."""
         return np.array([float(v) for v in self.translation])
 
     @property
     def is_identity(self) -> bool:
+        """Whether this is the identity (rotation I, translation 0)."""
         return bool(np.array_equal(self.rotation, np.eye(3, dtype=np.int64))) and not any(self.translation)
 
     def apply(self, frac: np.ndarray) -> np.ndarray:

@@ -53,10 +53,12 @@ class AsymmetricUnit:
 
     @cached_property
     def box_min(self) -> Vec3:
+        """Exact lower corner of the ASU's bounding box (the smallest vertex coordinate per axis)."""
         return tuple(min(v[i] for v in self.vertices) for i in range(3))  # type: ignore[return-value]
 
     @cached_property
     def box_max(self) -> Vec3:
+        """Exact upper corner of the ASU's bounding box (the largest vertex coordinate per axis)."""
         return tuple(max(v[i] for v in self.vertices) for i in range(3))  # type: ignore[return-value]
 
     @cached_property
@@ -125,6 +127,7 @@ class AsymmetricUnit:
         return np.min(np.stack(vals, axis=-1), axis=-1)
 
     def describe(self) -> list[str]:
+        """The ASU's top-level cuts as text, one inequality (or nested expression) per entry."""
         return [str(c) for c in self.cuts]
 
 
@@ -149,10 +152,12 @@ class WyckoffShape:
 
     @property
     def kind(self) -> str:
+        """``"point"``, ``"segment"``, ``"polygon"`` or ``"interior"`` (by ``dim``)."""
         return SHAPE_KINDS[self.dim]
 
     @cached_property
     def origin_array(self) -> np.ndarray:
+        """``origin`` as floats, shape (3,)."""
         return _as_float(self.origin)
 
     @cached_property
@@ -162,10 +167,12 @@ class WyckoffShape:
 
     @cached_property
     def vertices_array(self) -> np.ndarray:
+        """``vertices`` as floats, shape (V, 3) (fractional coordinates)."""
         return np.array([_as_float(v) for v in self.vertices])
 
     @cached_property
     def chart_vertices_array(self) -> np.ndarray:
+        """``chart_vertices`` as floats, shape (V, dim): the vertices in the piece's own parameters."""
         rows = [[float(x) for x in v] for v in self.chart_vertices]
         return np.array(rows).reshape(len(rows), self.dim)
 
@@ -253,6 +260,7 @@ class WyckoffPosition:
 
     @property
     def label(self) -> str:
+        """Multiplicity and letter, e.g. ``"4a"``."""
         return f"{self.multiplicity}{self.letter}"
 
     @cached_property
@@ -323,6 +331,8 @@ class SpaceGroup:
 
     @cached_property
     def translations(self) -> np.ndarray:
+        """Translation part of every operation (float, fractional), shape (|G/T|, 3); the exact values are
+        ``translations24 / 24``."""
         return self.translations24 / 24.0
 
     @cached_property
@@ -341,6 +351,7 @@ class SpaceGroup:
 
     @property
     def centering(self) -> str:
+        """The lattice centring letter of the Hermann-Mauguin symbol (P, A, B, C, I, F or R)."""
         return self.symbol[0]
 
     @cached_property
@@ -354,6 +365,7 @@ class SpaceGroup:
         return [(r, tuple(Fraction(int(v), 24) for v in t)) for r, t in pairs]  # type: ignore[misc]
 
     def wyckoff(self, letter: str) -> WyckoffPosition:
+        """The Wyckoff position with this letter; :class:`UnknownWyckoffPositionError` if the group has none."""
         for wp in self.wyckoff_positions:
             if wp.letter == letter:
                 return wp

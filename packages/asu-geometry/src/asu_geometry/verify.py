@@ -23,6 +23,8 @@ from .crystal import AsuCrystal, structure_from_cif_string, to_asu
 
 @dataclass(frozen=True)
 class RoundTrip:
+    """Outcome of :func:`round_trip` for one structure: ``status`` ``"ok"``, ``"tolerance"`` or ``"failure"`` with its
+    ``reason``, the space group found and the normal form (when ``to_asu`` succeeded)."""
     status: str  # "ok" | "tolerance" | "failure"
     reason: str
     space_group: int | None = None

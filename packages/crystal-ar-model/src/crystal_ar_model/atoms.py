@@ -55,6 +55,7 @@ class ShapeEmbedding(nn.Module):
         self.rho = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, piece: Tensor) -> Tensor:
+        """Embeddings (..., dim) of piece ids (...): the masked sum of the vertices' features, then rho."""
         v = self.vertices[piece]  # (..., V, 3)
         m = self.vertex_mask[piece].unsqueeze(-1).to(v.dtype)
         return self.rho((self.phi(fourier_features(v, self.frequencies)) * m).sum(-2))

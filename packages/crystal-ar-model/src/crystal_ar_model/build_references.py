@@ -71,6 +71,7 @@ def _default_path() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: fit the reference polygons and write the package data file, or check the shipped file."""
     parser = argparse.ArgumentParser(
         prog="python -m crystal_ar_model.build_references",
         description="Fit the reference polygons of all polygon pieces (Wyckoff polygons and anchored sections) "

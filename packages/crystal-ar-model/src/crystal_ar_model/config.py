@@ -128,10 +128,13 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict of every setting (``name``, ``model``, ``train``); :meth:`from_dict` reads it back."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
+        """A config from :meth:`to_dict`'s layout, every setting checked for type and range (:class:`ConfigError` names
+        the first bad one)."""
         def build(kind: type, sub: Any) -> Any:
             if not isinstance(sub, dict):
                 raise ConfigError(f"{kind.__name__} must be a JSON object, got {sub!r}")

@@ -123,6 +123,7 @@ class PartialCrystal:
 
     @property
     def elements(self) -> tuple[int, ...]:
+        """Atomic numbers of the sites' elements, distinct and ascending."""
         return tuple(sorted({_z_of()[s.element] for s in self.sites}))
 
 

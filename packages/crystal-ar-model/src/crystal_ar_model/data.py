@@ -64,6 +64,7 @@ class ConversionReport:
 
     @property
     def failed(self) -> int:
+        """Number of rows that could not be converted (``failures``)."""
         return len(self.failures)
 
     def reasons(self) -> dict[str, int]:
@@ -71,6 +72,7 @@ class ConversionReport:
         return dict(Counter(r.split(":", 1)[0] for _, r in self.failures))
 
     def summary(self) -> str:
+        """One line: source, converted of total, failures (with their counts per error class) and the rate."""
         rate = f", {self.total / self.seconds:.1f} crystals/s" if self.seconds > 0 and not self.from_cache else ""
         src = " (cached)" if self.from_cache else ""
         s = f"{self.source}: {self.converted}/{self.total} converted, {self.failed} failed{src}{rate}"
@@ -79,6 +81,7 @@ class ConversionReport:
         return s
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the report; :meth:`from_dict` reads it back."""
         return {
             "source": self.source,
             "total": self.total,
@@ -89,6 +92,7 @@ class ConversionReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConversionReport:
+        """A report from :meth:`to_dict`'s layout."""
         return cls(d["source"], d["total"], d["converted"], [tuple(f) for f in d["failures"]], d["seconds"])
 
 
@@ -224,6 +228,7 @@ class ProcessedDataset:
 
     @classmethod
     def concat(cls, parts: Sequence[ProcessedDataset]) -> ProcessedDataset:
+        """One dataset of several, in order (site pointers shifted)."""
         ptrs, off = [np.zeros(1, np.int64)], 0
         for p in parts:
             ptrs.append(p.site_ptr[1:] + off)
@@ -267,6 +272,7 @@ class ProcessedDataset:
 
     @classmethod
     def load(cls, path: Path) -> ProcessedDataset:
+        """A dataset written by :meth:`save` (an ``.npz`` file, read without pickle)."""
         with np.load(path, allow_pickle=False) as z:
             return cls(z["ids"], *(z[k] for k in _ARRAYS))
 
@@ -392,6 +398,7 @@ class DataSplits:
 
     @property
     def data_hash(self) -> str:
+        """SHA-256 over the train and validation sets' content hashes (what checkpoints record)."""
         h = hashlib.sha256()
         for d in (self.train, self.val):
             h.update(d.content_hash().encode())

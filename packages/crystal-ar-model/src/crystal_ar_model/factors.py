@@ -120,6 +120,7 @@ class SpaceGroupPrior(nn.Module):
         self.logits = nn.Parameter(torch.zeros(NUM_SPACE_GROUPS))
 
     def forward(self, batch_size: int, allowed: Tensor | None = None) -> _Categorical:
+        """The categorical p(G) for ``batch_size`` crystals; groups outside ``allowed`` (230,) get probability 0."""
         logits = self.logits.expand(batch_size, NUM_SPACE_GROUPS)
         if allowed is not None:
             logits = logits.masked_fill(~allowed.expand(batch_size, NUM_SPACE_GROUPS), NEG_INF)
@@ -138,6 +139,8 @@ class SpaceGroupGivenComposition(nn.Module):
         self.net = mlp(num_elements, hidden, NUM_SPACE_GROUPS, layers + 1)
 
     def forward(self, comp: Tensor, allowed: Tensor | None = None) -> _Categorical:
+        """The categorical p(G | C) of multi-hot compositions ``comp`` (B, V); groups outside ``allowed`` (B, 230) get
+        probability 0."""
         logits = self.net(comp)
         if allowed is not None:
             logits = logits.masked_fill(~allowed, NEG_INF)
@@ -164,13 +167,18 @@ class CompositionDistribution(Distribution):
         super().__init__(batch_shape=context.shape[:1], event_shape=(factor.num_elements,), validate_args=False)
 
     def log_prob_terms(self, value: Tensor) -> tuple[Tensor, Tensor]:
+        """log p(C) (B,) and the z-loss term of multi-hot sets ``value`` (B, V)
+        (:meth:`CompositionFactor.sequence_log_prob`)."""
         return self.factor.sequence_log_prob(self.context, value, self.max_size)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        """log p(C) (B,) of multi-hot sets ``value`` (B, V); -inf for a set larger than ``max_size``."""
         return self.log_prob_terms(value)[0]
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        """One multi-hot set (B, V) per batch element, drawn ancestrally with the global generator (``sample_shape``
+        must be empty; the sampler's :meth:`CompositionFactor.sample_sets` takes a generator)."""
         if tuple(sample_shape):
             raise NotImplementedError("sample one set per batch element (sample_shape=())")
         return self.factor.sample_sets(self.context, max_size=self.max_size)
@@ -359,6 +367,7 @@ class LatticeBins:
 
     @property
     def n_bins(self) -> int:
+        """Bins per parameter: ``n_coarse * n_fine``."""
         return self.n_coarse * self.n_fine
 
     def resolution(self) -> tuple[float, ...]:
@@ -366,10 +375,12 @@ class LatticeBins:
         return tuple((h - l) / self.n_bins for l, h in zip(self.lo, self.hi, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the bins (``lo``, ``hi``, ``n_coarse``, ``n_fine``); :meth:`from_dict` reads it back."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LatticeBins:
+        """Bins from :meth:`to_dict`'s layout."""
         return cls(tuple(d["lo"]), tuple(d["hi"]), int(d["n_coarse"]), int(d["n_fine"]))
 
     @classmethod
@@ -411,10 +422,14 @@ class LatticeDistribution(Distribution):
         return self.factor.lattice_log_prob(self.context, self.space_group, value, noise)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        """Log probability mass (B,) of the bins that lattice parameters ``value`` (B, 6) fall in (free parameters
+        only)."""
         return self.log_prob_terms(value)[0]
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        """One discretised lattice (B, 6; bin centres) per batch element, drawn with the global generator
+        (``sample_shape`` must be empty; :meth:`LatticeFactor.sample_lattice` takes a generator)."""
         if tuple(sample_shape):
             raise NotImplementedError("sample one lattice per batch element (sample_shape=())")
         return self.factor.sample_lattice(self.context, self.space_group)
@@ -480,6 +495,7 @@ class LatticeFactor(nn.Module):
         return u.floor().clamp(0, nb - 1).long()
 
     def bin_center(self, idx: Tensor) -> Tensor:
+        """Centre of bin ``idx`` of each parameter (float64, same shape)."""
         return self.lo + (idx.double() + 0.5) * (self.hi - self.lo) / self.bins.n_bins
 
     def conditioning(self, centers: Tensor, family: Tensor) -> Tensor:
@@ -537,6 +553,9 @@ class LatticeFactor(nn.Module):
         noise: Tensor | None = None,
         temperature: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
+        """Log probability mass (B,) of the bins of ``value`` (B, 6) (coarse then fine bin, free parameters only,
+        conditioned autoregressively on the earlier parameters' bin centres) and the z-loss term; ``noise`` (B, 6)
+        is added to the conditioning values only, ``temperature`` divides the logits."""
         family = self.family[space_group - 1]
         free = self.free[family]
         idx = self.bin_index(value)

@@ -189,6 +189,7 @@ class RunSummary:
 
     @property
     def rate(self) -> float:
+        """Crystals per second of the run (NaN before it has a duration)."""
         return self.crystals / self.seconds if self.seconds > 0 else float("nan")
 
     def add(self, other: RunSummary) -> None:

@@ -53,6 +53,8 @@ class GaussianRBF(nn.Module):
         self.width = cutoff / max(n - 1, 1)
 
     def forward(self, d: Tensor) -> Tensor:
+        r"""Expansion (..., n) of distances ``d`` (...): :math:`\exp(-((d - \mu_k) / w)^2)` for each centre
+        :math:`\mu_k`."""
         return torch.exp(-(((d.unsqueeze(-1) - self.centres) / self.width) ** 2))
 
 
@@ -72,6 +74,7 @@ class WyckoffEmbedding(nn.Module):
         nn.init.zeros_(self.emb.weight)
 
     def forward(self, index: Tensor) -> Tensor:
+        """Embeddings (..., dim) of Wyckoff position ids (...): projected features plus the learned vector."""
         return self.proj(self.features[index]) + self.emb(index)
 
     def all(self) -> Tensor:
@@ -88,6 +91,7 @@ class ElementEmbedding(nn.Module):
         self.proj = nn.Linear(element_features.shape[1], dim)
 
     def forward(self, index: Tensor) -> Tensor:
+        """Embeddings (..., dim) of vocabulary indices (...): the projected element features."""
         return self.proj(self.table(index))
 
     def all(self) -> Tensor:
@@ -135,6 +139,8 @@ class InteractionBlock(MessagePassing):
         return u + self.scale * self.update_mlp(self.norm(m, node_state, num_states))
 
     def message(self, x_j: Tensor, e: Tensor, r_i: Tensor, s_j: Tensor) -> Tensor:  # type: ignore[override]
+        """Message of each edge: the sender's state ``x_j`` times a filter of the edge's input ``e`` (from its direction
+        and distance) and the receiver's and sender's inputs ``r_i``, ``s_j``."""
         return x_j * self.filter_out(torch.nn.functional.silu(e + r_i + s_j))
 
     def edge_messages(self, x: Tensor, edge_in: Tensor, sender: Tensor, receiver: Tensor) -> Tensor:
@@ -151,6 +157,9 @@ class AttentionPool(nn.Module):
         self.value = nn.Linear(d_in, d_out)
 
     def forward(self, x: Tensor, weight: Tensor, index: Tensor, num_states: int) -> Tensor:
+        """Pooled states (num_states, d_out): softmax attention over the rows of ``x`` grouped by ``index``, with log
+        ``weight`` added to the scores, normalised by the square root of the summed squared attention weights (variance
+        preserving)."""
         alpha = softmax(self.score(x).squeeze(-1) + torch.log(weight), index, num_nodes=num_states)
         pooled = scatter(alpha.unsqueeze(-1) * self.value(x), index, 0, dim_size=num_states, reduce="sum")
         norm = scatter(alpha**2, index, 0, dim_size=num_states, reduce="sum").clamp(min=1e-12).sqrt()

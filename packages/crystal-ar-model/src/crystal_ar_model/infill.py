@@ -66,6 +66,7 @@ class PartialSites:
 
     @property
     def size(self) -> int:
+        """Number of sites of the partial crystal."""
         return int(self.wyckoff.shape[0])
 
     def suffix_cost(self) -> Tensor:

@@ -58,6 +58,7 @@ class BudgetTables:
 
     @property
     def max_positions(self) -> int:
+        """The most Wyckoff positions of any group (the width of the per-position tables)."""
         return int(self.group_count.max())
 
     def max_elements(self, budget: int | Tensor) -> Tensor:
@@ -67,6 +68,7 @@ class BudgetTables:
         return ok.sum(-1) - 1
 
     def to(self, device: torch.device | str) -> BudgetTables:
+        """The same tables on ``device``."""
         return BudgetTables(
             self.max_atoms,
             *(

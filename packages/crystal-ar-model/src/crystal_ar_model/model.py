@@ -123,6 +123,7 @@ class CrystalARModel(nn.Module):
     # ------------------------------------------------------------------------------------- helpers
     @property
     def num_elements(self) -> int:
+        """Size of the element vocabulary."""
         return len(self.vocabulary)
 
     @property

@@ -127,6 +127,8 @@ def model_card(checkpoint: str | Path | None = None) -> ModelCard:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: print the model card of a checkpoint (default: the shipped model) as Markdown; exit 2 on a bad
+    checkpoint."""
     ap = argparse.ArgumentParser(prog="python -m crystal_ar_model.model_card", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", nargs="?", default=None, help="checkpoint or run directory [the shipped model]")
     args = ap.parse_args(argv)

@@ -51,6 +51,9 @@ class SampleRecord:
         return self.drawn if self.drawn is not None else self.crystal
 
     def to_dict(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON record of ``samples.jsonl``: format, id, index, the normal form (``crystal``), the ``logp_*``
+        columns, the sequence as drawn (``drawn``) and its ``logp_drawn`` when it differs from the normal form,
+        ``min_distance`` when used, extra fields, and the run's settings ``run``."""
         d: dict[str, Any] = {"@format": RECORD_FORMAT, "id": self.id, "index": self.index,
                              "crystal": self.crystal.to_dict(), **{k: float(v) for k, v in self.logp.items()}}
         if self.drawn is not None:
@@ -63,6 +66,7 @@ class SampleRecord:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SampleRecord:
+        """A record from :meth:`to_dict`'s layout (``ValueError`` for another format); other keys go to ``extra``."""
         if d.get("@format") != RECORD_FORMAT:
             raise ValueError(f"not a crystal-ar sample record (format {d.get('@format')!r})")
         logp = {k: float(v) for k, v in d.items() if k.startswith("logp_") and k != "logp_drawn"}

@@ -31,6 +31,7 @@ class PrefixStates:
 
     @property
     def size(self) -> int:
+        """Number of states."""
         return int(self.crystal.shape[0])
 
 

@@ -51,6 +51,8 @@ def ship(checkpoint: str | Path, metrics: str | Path | None = None, dest: str | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: validate a checkpoint and copy it, with its metrics, into the package's ``pretrained/`` folder (or
+    ``--dest``)."""
     ap = argparse.ArgumentParser(prog="python -m crystal_ar_model.ship_model", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", help="checkpoint directory (e.g. RUN/best) or run directory")
     ap.add_argument("--metrics", default=None, help="the run's metrics.jsonl [found beside the checkpoint]")

@@ -140,6 +140,7 @@ class FoldedDistribution(Distribution):
 
     @tc.dependent_property(is_discrete=False, event_dim=1)
     def support(self) -> tc.Constraint:  # type: ignore[override]
+        """The fundamental domain given at construction (by default the base density's support)."""
         return self._support
 
     @property
@@ -151,6 +152,7 @@ class FoldedDistribution(Distribution):
     def expand(
         self, batch_shape: torch.Size, _instance: FoldedDistribution | None = None
     ) -> FoldedDistribution:
+        """The same folded density with the base broadcast to ``batch_shape`` (``torch.distributions`` API)."""
         return FoldedDistribution(
             self.base.expand(batch_shape),
             self.rotations,
@@ -184,6 +186,8 @@ class FoldedDistribution(Distribution):
         return g
 
     def log_prob(self, value: Tensor) -> Tensor:
+        r"""Log density of the folded variable: :math:`\log \sum_{g \in G} p_{base}(g x)`, the sum over the real
+        operations (padded ones left out), computed with ``logsumexp``."""
         if self._validate_args:
             self._validate_sample(value)
         lp = self.base.log_prob(self.images(value))

@@ -95,6 +95,7 @@ class PolygonDirichletMixture(Distribution):
 
     @tc.dependent_property(is_discrete=False, event_dim=1)
     def support(self) -> tc.Constraint:  # type: ignore[override]
+        """The closed convex polygon spanned by ``vertices`` (event dim 1)."""
         return constraints.polygon(self.vertices)
 
     @property
@@ -110,6 +111,7 @@ class PolygonDirichletMixture(Distribution):
     def expand(
         self, batch_shape: torch.Size, _instance: PolygonDirichletMixture | None = None
     ) -> PolygonDirichletMixture:
+        """The same density with its parameters broadcast to ``batch_shape`` (``torch.distributions`` API)."""
         batch_shape = torch.Size(batch_shape)
         n_comp = self.logits.shape[-1]
         return PolygonDirichletMixture(
@@ -143,6 +145,9 @@ class PolygonDirichletMixture(Distribution):
             return sample_dirichlet(gather_component(self.concentration, idx, 1), generator)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        r"""Exact log density on the polygon: the Dirichlet mixture's log density of the barycentric coordinates
+        :math:`\lambda = (1 - u_1 - u_2, u_1, u_2)` of :math:`u = T^{-1}(x)` minus :math:`\log|\det J_T(u)|` (change
+        of variables through the mean value map :math:`T`); :math:`-\infty` outside the polygon."""
         if self._validate_args:
             self._validate_sample(value)
         inside = self.support.check(value)

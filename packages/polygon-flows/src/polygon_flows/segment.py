@@ -109,6 +109,7 @@ class SegmentBetaMixture(Distribution):
 
     @tc.dependent_property(is_discrete=False, event_dim=1)
     def support(self) -> tc.Constraint:  # type: ignore[override]
+        """The closed segment from ``start`` to ``end`` (event dim 1)."""
         return constraints.segment(self.start, self.end)
 
     @property
@@ -118,6 +119,8 @@ class SegmentBetaMixture(Distribution):
 
     @property
     def mean(self) -> Tensor:
+        r"""The mean point :math:`s + \bar t (e - s)`, with :math:`\bar t = \sum_k w_k \alpha_k / (\alpha_k + \beta_k)`
+        the mixture's mean parameter."""
         w = torch.softmax(self.logits, -1)
         t = (w * self.concentration1 / (self.concentration1 + self.concentration0)).sum(-1)
         return self.start + t.unsqueeze(-1) * (self.end - self.start)
@@ -125,6 +128,7 @@ class SegmentBetaMixture(Distribution):
     def expand(
         self, batch_shape: torch.Size, _instance: SegmentBetaMixture | None = None
     ) -> SegmentBetaMixture:
+        """The same density with its parameters broadcast to ``batch_shape`` (``torch.distributions`` API)."""
         batch_shape = torch.Size(batch_shape)
         d, n_comp = self.event_shape[0], self.logits.shape[-1]
         return SegmentBetaMixture(
@@ -150,6 +154,9 @@ class SegmentBetaMixture(Distribution):
             return self.start + t.unsqueeze(-1) * (self.end - self.start)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        r"""Exact log density with respect to length on the segment: the Beta mixture's log density of
+        :math:`t = \langle x - s, e - s\rangle / |e - s|^2` minus :math:`\log |e - s|`; :math:`-\infty` for
+        :math:`t` outside [0, 1]."""
         if self._validate_args:
             self._validate_sample(value)
         e = self.end - self.start

@@ -79,6 +79,7 @@ class TorusVonMisesMixture(Distribution):
     def expand(
         self, batch_shape: torch.Size, _instance: TorusVonMisesMixture | None = None
     ) -> TorusVonMisesMixture:
+        """The same density with its parameters broadcast to ``batch_shape`` (``torch.distributions`` API)."""
         batch_shape = torch.Size(batch_shape)
         n_comp, d = self.loc.shape[-2:]
         return TorusVonMisesMixture(

@@ -111,9 +111,11 @@ class SimplexToPolygon(Transform):
 
     @tc.dependent_property(is_discrete=False, event_dim=1)
     def codomain(self) -> tc.Constraint:  # type: ignore[override]
+        """The closed convex polygon spanned by ``vertices`` (event dim 1)."""
         return constraints.polygon(self.vertices)
 
     def with_cache(self, cache_size: int = 1) -> SimplexToPolygon:
+        """This map with another cache size (``torch.distributions.Transform`` API); itself when unchanged."""
         if self._cache_size == cache_size:
             return self
         return SimplexToPolygon(self.vertices, self.reference, max_iter=self.max_iter, cache_size=cache_size)
