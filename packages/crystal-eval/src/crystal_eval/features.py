@@ -82,7 +82,8 @@ def basic_record(
     return rec
 
 
-def basic_record_from_item(item: Item, cutoff: float = DEFAULT_CUTOFF, min_volume: float = DEFAULT_MIN_VOLUME):
+def basic_record_from_item(item: Item, cutoff: float = DEFAULT_CUTOFF, min_volume: float = DEFAULT_MIN_VOLUME
+                           ) -> BasicRecord:
     """Parse an item and compute its :class:`BasicRecord`; parse failures give ``constructed=False``."""
     try:
         s = item_to_structure(item)

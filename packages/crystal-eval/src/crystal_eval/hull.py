@@ -35,13 +35,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Element
 
 from crystal_eval.io import InputError, file_sha256, parse_cif, read_cdvae_csv
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+    from pymatgen.core import Structure
 
 HullMode = Literal["ml", "dft"]
 HULL_VERSION = 1
@@ -136,7 +140,7 @@ class ReferenceHull:
             return self.mu[el]
         raise ValueError(f"element {el} has no elemental reference crystal and no fitted chemical potential")
 
-    def diagram(self, elements: Iterable[str]):
+    def diagram(self, elements: Iterable[str]) -> PhaseDiagram:
         """The pymatgen ``PhaseDiagram`` of a chemical system (built once, then kept)."""
         from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 
@@ -225,7 +229,7 @@ def read_reference_rows(paths: Sequence[str | Path]) -> tuple[list[str], list[st
     return names, cifs, formation
 
 
-def composition_dict(structure) -> dict[str, float]:
+def composition_dict(structure: Structure) -> dict[str, float]:
     """Element -> amount of a Structure's cell (oxidation states dropped)."""
     return {el.symbol: float(a) for el, a in structure.composition.element_composition.items()}
 
@@ -256,7 +260,7 @@ def energies_cache_key(paths: Sequence[str | Path], potential_id: str) -> str:
     return "hullref:" + hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def parse_for_hull(cif: str):
+def parse_for_hull(cif: str) -> Structure | None:
     """Parse one reference CIF (None if unreadable)."""
     try:
         return parse_cif(cif)
