@@ -280,20 +280,18 @@ def _spglib_reference_cells(repeats: int = 20) -> None:
         "NaCl, conventional cell (Fm-3m, 8 atoms)": (np.eye(3) * 5.6, np.vstack([fcc, (fcc + [0.5, 0, 0]) % 1]),
                                                      [11] * 4 + [17] * 4),
     }
-    parts = []
+    def mean_ms(call, cell) -> float:  # noqa: ANN001
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            call(cell, symprec=0.1, angle_tolerance=5.0)
+        return 1e3 * (time.perf_counter() - t0) / repeats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name, cell in cells.items():
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5.0)
-            parts.append(f"{name} {1e3 * (time.perf_counter() - t0) / repeats:.2f} ms")
-        nacl, others = cells["NaCl, conventional cell (Fm-3m, 8 atoms)"], []
-        for label, call in [("get_symmetry", spglib.get_symmetry), ("find_primitive", spglib.find_primitive)]:
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                call(nacl, symprec=0.1, angle_tolerance=5.0)
-            others.append(f"{label} {1e3 * (time.perf_counter() - t0) / repeats:.2f} ms")
+        parts = [f"{name} {mean_ms(spglib.get_symmetry_dataset, cell):.2f} ms" for name, cell in cells.items()]
+        nacl = cells["NaCl, conventional cell (Fm-3m, 8 atoms)"]
+        others = [f"{label} {mean_ms(call, nacl):.2f} ms"
+                  for label, call in [("get_symmetry", spglib.get_symmetry), ("find_primitive", spglib.find_primitive)]]
     print(f"  spglib alone on textbook cells (mean of {repeats} calls): {'; '.join(parts)}; on the NaCl cell, "
           f"{', '.join(others)} (no cheaper entry point)")
 
