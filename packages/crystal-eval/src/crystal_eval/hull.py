@@ -39,13 +39,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition, Element, Structure
 
 from crystal_eval.io import InputError, file_sha256, parse_cif, read_cdvae_csv
 
 if TYPE_CHECKING:
     from pymatgen.analysis.phase_diagram import PhaseDiagram
-    from pymatgen.core import Structure
 
 HullMode = Literal["ml", "dft"]
 HULL_VERSION = 1
