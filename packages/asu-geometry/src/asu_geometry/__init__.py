@@ -18,10 +18,12 @@ from .crystal import (
     AsuCrystal,
     AsuSite,
     check_lattice_parameters,
+    needs_symmetry_search,
     read_structure,
     structure_from_cif_string,
     to_asu,
     to_asu_cell,
+    to_asu_crystal,
 )
 from .errors import (
     AsuGeometryError,
@@ -69,8 +71,9 @@ __all__ = [
     "CifReadError", "DisorderedStructureError", "InvalidAsuCrystalError", "InvalidSpaceGroupError", "SpaceGroup",
     "SymmetryNotFoundError", "UnknownSpeciesError", "UnknownWyckoffPositionError", "WyckoffPosition",
     "WyckoffShape",
-    "all_wyckoff_positions", "asu", "check_lattice_parameters", "load_all", "read_structure", "space_group",
-    "structure_from_cif_string", "to_asu", "to_asu_cell", "to_asu_point", "to_asu_point_exact", "to_asu_points",
+    "all_wyckoff_positions", "asu", "check_lattice_parameters", "load_all", "needs_symmetry_search",
+    "read_structure", "space_group", "structure_from_cif_string", "to_asu", "to_asu_cell", "to_asu_crystal",
+    "to_asu_point", "to_asu_point_exact", "to_asu_points",
     "wyckoff_index", "wyckoff_positions",
     # the normal form (one description per crystal)
     "NormalFormReport", "NormalizerElement", "is_normal_form", "normal_form", "normal_form_report",

@@ -533,16 +533,20 @@ def to_asu(structure: Any, symprec: float = 0.1, angle_tolerance: float = 5.0, c
     return to_asu_cell(structure.lattice.matrix, structure.frac_coords, numbers, symprec, angle_tolerance, canonical)
 
 
+def _check_tolerances(symprec: float, angle_tolerance: float) -> None:
+    if not 0 < symprec < math.inf:  # spglib crashes the process on a negative or NaN tolerance
+        raise ValueError(f"symprec must be a positive distance in Angstrom, got {symprec}")
+    if not math.isfinite(angle_tolerance):  # a negative one is spglib's "use its default"
+        raise ValueError(f"angle_tolerance must be a finite angle in degrees, got {angle_tolerance}")
+
+
 def to_asu_cell(lattice: Any, frac: Any, numbers: Sequence[int], symprec: float = 0.1, angle_tolerance: float = 5.0,
                 canonical: bool = True) -> AsuCrystal:
     """:func:`to_asu` of a cell given as arrays, without a pymatgen ``Structure``: ``lattice`` (3, 3) with the
     basis vectors as rows (Angstrom), ``frac`` (n, 3) fractional coordinates and ``numbers`` (n,) atomic
     numbers. ``to_asu(structure)`` is ``to_asu_cell(structure.lattice.matrix, structure.frac_coords, Z)``: the
     same arrays give the same result, bit for bit."""
-    if not 0 < symprec < math.inf:  # spglib crashes the process on a negative or NaN tolerance
-        raise ValueError(f"symprec must be a positive distance in Angstrom, got {symprec}")
-    if not math.isfinite(angle_tolerance):  # a negative one is spglib's "use its default"
-        raise ValueError(f"angle_tolerance must be a finite angle in degrees, got {angle_tolerance}")
+    _check_tolerances(symprec, angle_tolerance)
     lattice = np.asarray(lattice, dtype=float)
     frac = np.asarray(frac, dtype=float)
     numbers = [int(z) for z in numbers]
@@ -578,7 +582,6 @@ def to_asu_cell(lattice: Any, frac: Any, numbers: Sequence[int], symprec: float 
     transform = np.asarray(ds.transformation_matrix, dtype=float)
     raw_lattice = np.linalg.inv(transform).T @ lattice
     raw_frac = frac @ transform.T + np.asarray(ds.origin_shift) - origin
-    lattice = symmetrize_lattice(g.crystal_system, lattice_parameters_of_metric(symmetrized_metric(g, raw_lattice)))
     # orbit sizes in the conventional cell: spglib's orbits of the input atoms, carried to the conventional
     # cell through the shared primitive cell
     prim_orbit = np.empty(len(ds.mapping_to_primitive), dtype=int)  # primitive atoms <= input atoms
@@ -587,25 +590,103 @@ def to_asu_cell(lattice: Any, frac: Any, numbers: Sequence[int], symprec: float 
     for o in prim_orbit[ds.std_mapping_to_primitive].tolist():
         count_of[o] = count_of.get(o, 0) + 1
     orbit_ids = {o: k for k, o in enumerate(count_of)}
-    counts = list(count_of.values())
     atom_orbit = np.array([orbit_ids[o] for o in np.asarray(ds.crystallographic_orbits).tolist()])
-    first = np.array([int(np.argmax(atom_orbit == k)) for k in range(len(orbit_ids))])  # first input atom
-    means = orbit_means(g, raw_frac, atom_orbit, first, raw_lattice)
+    return asu_from_orbits(g, raw_lattice, raw_frac, numbers, atom_orbit, list(count_of.values()), symprec,
+                           canonical)
+
+
+def asu_from_orbits(g: Any, lattice: np.ndarray, frac: np.ndarray, numbers: Sequence[int], atom_orbit: np.ndarray,
+                    counts: Sequence[int], symprec: float = 0.1, canonical: bool = True) -> AsuCrystal:
+    """The second half of :func:`to_asu_cell`, once the space group ``g`` and the orbits are known.
+
+    ``lattice`` (3, 3, rows) and ``frac`` (n, 3) describe the atoms in the conventional basis of ``g``'s standard
+    setting, up to the tolerance; ``atom_orbit`` (n,) numbers each atom's orbit 0, 1, ... in order of first
+    appearance and ``counts`` gives each orbit's atom count in the conventional cell (its Wyckoff multiplicity).
+    Each orbit becomes the mean of its atoms pulled back onto its first one (:func:`orbit_means`) moved onto the
+    fixed subspace of the site symmetry its count implies (:func:`project_to_site_symmetry`); the metric is
+    averaged over the point group (:func:`symmetrized_metric`) with the family's equalities imposed. ``to_asu_cell``
+    passes spglib's findings; :func:`to_asu_crystal` passes a crystal's own group and sites when it can prove
+    that spglib would find exactly those.
+    """
+    lattice = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac, dtype=float)
+    atom_orbit = np.asarray(atom_orbit, dtype=int)
+    counts = list(counts)
+    params = symmetrize_lattice(g.crystal_system, lattice_parameters_of_metric(symmetrized_metric(g, lattice)))
+    first = np.array([int(np.argmax(atom_orbit == k)) for k in range(len(counts))])  # first atom of each orbit
+    means = orbit_means(g, frac, atom_orbit, first, lattice)
     site_orders = np.array([g.order // c if c and g.order % c == 0 else 1 for c in counts])
-    means = project_to_site_symmetry(g, means, site_orders, raw_lattice)
+    means = project_to_site_symmetry(g, means, site_orders, lattice)
     types = np.asarray(numbers)[first].tolist()
     if canonical:
-        return _canonical_crystal(g, lattice, means, types, counts)
-    pts = to_asu_points(g.number, means, tol=symprec, lattice=raw_lattice)
+        return _canonical_crystal(g, params, means, types, counts)
+    pts = to_asu_points(g.number, means, tol=symprec, lattice=lattice)
     _check_orbits(g, pts.frac, pts.wyckoff_index, types, counts)
     reps = np.where(np.abs(pts.frac) < 1e-12, 0.0, pts.frac)
     sites = []
-    for z, wi, si, frac in zip(types, pts.wyckoff_index.tolist(), pts.shape_index.tolist(), reps.tolist(),
-                               strict=True):
+    for z, wi, si, frac_row in zip(types, pts.wyckoff_index.tolist(), pts.shape_index.tolist(), reps.tolist(),
+                                   strict=True):
         wp = g.wyckoff_positions[wi]
-        sites.append((wi, z, tuple(round(v, 12) for v in frac), AsuSite(_symbol(z), wp.letter, si, tuple(frac))))
+        sites.append((wi, z, tuple(round(v, 12) for v in frac_row), AsuSite(_symbol(z), wp.letter, si,
+                                                                            tuple(frac_row))))
     sites.sort(key=lambda t: t[:3])
-    return AsuCrystal(g.number, lattice, tuple(s[3] for s in sites), anchored=False)  # type: ignore[arg-type]
+    return AsuCrystal(g.number, params, tuple(s[3] for s in sites), anchored=False)  # type: ignore[arg-type]
+
+
+def to_asu_crystal(crystal: AsuCrystal, symprec: float = 0.1, angle_tolerance: float = 5.0,
+                   canonical: bool = True) -> AsuCrystal:
+    """:func:`to_asu_cell` of ``crystal``'s conventional cell (:func:`asu_geometry.writers.to_cells`), i.e. what
+    :func:`to_asu` derives from its CIF file: usually the normal form of ``crystal``, but the group or the Wyckoff
+    positions of a more symmetric arrangement when its atoms lie within ``symprec`` of one.
+
+    For a cubic crystal whose sites lie on their Wyckoff positions, spglib's symmetry search is skipped when
+    :func:`asu_geometry.certificate.own_group_certified` proves that it would find exactly the crystal's group
+    with its sites as orbits; the rest of :func:`to_asu_cell` then runs on the crystal's own group and sites, so
+    the result agrees with :func:`to_asu_cell` to rounding (about 1e-15). Otherwise this is :func:`to_asu_cell`.
+    Raises what :func:`to_asu_cell` raises.
+    """
+    from .writers import cells_with_sites
+
+    _check_tolerances(symprec, angle_tolerance)
+    lattice, frac, numbers, site = cells_with_sites([crystal])[0]
+    if _own_group_proved(crystal, frac, numbers, symprec, angle_tolerance):
+        g = space_group(crystal.space_group)
+        counts = [g.wyckoff(s.wyckoff).multiplicity for s in crystal.sites]
+        return asu_from_orbits(g, lattice, frac, numbers, site, counts, symprec, canonical)
+    return to_asu_cell(lattice, frac, numbers, symprec, angle_tolerance, canonical)
+
+
+def needs_symmetry_search(crystal: AsuCrystal, symprec: float = 0.1, angle_tolerance: float = 5.0) -> bool:
+    """Whether :func:`to_asu_crystal` calls spglib for ``crystal`` (``False``: it proved the search's outcome)."""
+    from .writers import to_cells
+
+    _check_tolerances(symprec, angle_tolerance)
+    _, frac, numbers = to_cells([crystal])[0]
+    return not _own_group_proved(crystal, frac, numbers, symprec, angle_tolerance)
+
+
+def _own_group_proved(crystal: AsuCrystal, frac: np.ndarray, numbers: np.ndarray, symprec: float,
+                      angle_tolerance: float) -> bool:
+    """An exactly cubic cell, every site on its Wyckoff position, and the proof of
+    :func:`asu_geometry.certificate.own_group_certified` for its conventional cell ``frac``, ``numbers``."""
+    from .certificate import own_group_certified
+
+    g = space_group(crystal.space_group)
+    a, b, c, al, be, ga = crystal.lattice
+    return (a == b == c and al == be == ga == 90.0 and _on_their_positions(g, crystal)
+            and own_group_certified(g, a, frac, numbers, symprec, angle_tolerance))
+
+
+def _on_their_positions(g: Any, crystal: AsuCrystal, tol: float = 1e-9) -> bool:
+    """Whether every site's orbit under ``g`` has as many distinct points (within ``tol``, fractional) as its
+    Wyckoff multiplicity, i.e. the site lies on its Wyckoff position and the conventional cell is ``g``-symmetric."""
+    for s in crystal.sites:
+        images = g.apply(np.asarray(s.frac_coords, dtype=float))
+        images -= np.floor(images)
+        key = np.round(images / tol).astype(np.int64) % int(round(1 / tol))
+        if len(np.unique(key, axis=0)) != g.wyckoff(s.wyckoff).multiplicity:
+            return False
+    return True
 
 
 def _check_orbits(g: Any, reps: np.ndarray, wyckoff_index: np.ndarray, types: list[int], counts: list[int]) -> None:

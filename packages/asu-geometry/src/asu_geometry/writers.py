@@ -146,6 +146,11 @@ def to_cells(crystals: Sequence[AsuCrystal]) -> list[tuple[np.ndarray, np.ndarra
     """Conventional cells as arrays, ``(lattice (3, 3) rows in Angstrom, frac (n, 3), atomic numbers (n,))``: the
     arrays of :func:`to_structures`' ``Structure`` objects (same lattice matrix, coordinates and atom order), for
     :func:`asu_geometry.to_asu_cell` without building pymatgen objects."""
+    return [cell[:3] for cell in cells_with_sites(crystals)]
+
+
+def cells_with_sites(crystals: Sequence[AsuCrystal]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`to_cells` with a fourth array per crystal: the index of each atom's ASU site (its orbit)."""
     from pymatgen.core import Lattice
 
     from .crystal import atomic_number
@@ -156,7 +161,7 @@ def to_cells(crystals: Sequence[AsuCrystal]) -> list[tuple[np.ndarray, np.ndarra
     for c_i, c in enumerate(crystals):
         a, b = bounds[c_i], bounds[c_i + 1]
         z = np.array([atomic_number(s.element) for s in c.sites], dtype=np.int64)
-        out.append((Lattice.from_parameters(*c.lattice).matrix, frac[a:b], z[site[a:b]]))
+        out.append((Lattice.from_parameters(*c.lattice).matrix, frac[a:b], z[site[a:b]], site[a:b]))
     return out
 
 

@@ -51,7 +51,7 @@ from .checkpoint import package_versions
 from .constraints import SamplerMasks, SamplingConstraints, for_model
 from .errors import ConfigError, SamplingError
 from .model import LOGP_KEYS
-from .outputs import SampleRecord, SampleWriter
+from .outputs import RenderedBatch, SampleRecord, SampleWriter, render_batch
 from .sampling import MIN_DISTANCE_TRIES, sample
 from .score import ANGLE_TOLERANCE, SYMPREC
 
@@ -98,11 +98,12 @@ def block_generator(seed: int, block: int) -> torch.Generator:
 # ----------------------------------------------------------------------------------------- normal forms
 def scorer_normal_form(crystal: Any) -> Any:
     """The normal form ``crystal-ar score`` derives from ``crystal``'s CIF: ``to_asu`` of its conventional cell at
-    :data:`.score.SYMPREC` and :data:`.score.ANGLE_TOLERANCE` (raises what ``to_asu`` raises)."""
+    :data:`.score.SYMPREC` and :data:`.score.ANGLE_TOLERANCE` (raises what ``to_asu`` raises). It is
+    ``asu_geometry.to_asu_crystal``, which skips spglib's symmetry search for a cubic crystal when it can prove
+    the search's outcome (the crystal's own group and sites), with the same result to rounding."""
     import asu_geometry as ag
-    from asu_geometry.writers import to_cells
 
-    return ag.to_asu_cell(*to_cells([crystal])[0], symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE)
+    return ag.to_asu_crystal(crystal, symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE)
 
 
 def _derive(crystals: Sequence[Any]) -> list[tuple[Any, str | None]]:
@@ -234,9 +235,12 @@ def _init_block_worker(run: SampleRun) -> None:
     torch.set_num_threads(1)
 
 
-def _block_in_worker(block: Block) -> tuple[list[SampleRecord], RunSummary]:
+def _block_in_worker(block: Block) -> tuple[RenderedBatch, RunSummary]:
+    """:meth:`SampleRun.process_block` in a worker, which also renders the records' output text (only the
+    writing stays in the main process)."""
     assert _BLOCK_RUN is not None, "worker not initialised"
-    return _BLOCK_RUN.process_block(block)
+    records, summary = _BLOCK_RUN.process_block(block)
+    return render_batch(records, _BLOCK_RUN.run_info, _BLOCK_RUN.settings.cif), summary
 
 
 def checkpoint_sha256(ckpt: Path) -> str:
@@ -453,9 +457,13 @@ class SampleRun:
             log(self.text)
         return self.summary
 
-    def _write(self, writer: SampleWriter, records: list[SampleRecord], bar: Any) -> None:
-        writer.write(records)
-        bar.update(len(records))
+    def _write(self, writer: SampleWriter, records: list[SampleRecord] | RenderedBatch, bar: Any) -> None:
+        if isinstance(records, RenderedBatch):
+            writer.write_rendered(records)
+            bar.update(records.count)
+        else:
+            writer.write(records)
+            bar.update(len(records))
 
     def _summary_text(self, writer: SampleWriter) -> str:
         sm = self.summary

@@ -92,6 +92,34 @@ def read_samples(path: str | Path) -> list[SampleRecord]:
     return [SampleRecord.from_dict(json.loads(ln)) for ln in text.splitlines() if ln.strip()]
 
 
+@dataclass(frozen=True)
+class RenderedBatch:
+    """A batch of records as the text of the three output files, made where the records are (e.g. in the
+    worker process that drew them), so that the writer only appends it."""
+
+    jsonl: str  # lines of samples.jsonl
+    extxyz: str  # frames of samples.extxyz
+    cifs: tuple[tuple[str, str], ...]  # (file name, CIF text) per crystal; empty for cif="none"
+    groups: Counter[int]  # space group -> crystals (as drawn)
+    elements: Counter[str]  # element -> crystals containing it (as drawn)
+    count: int
+
+
+def render_batch(records: Sequence[SampleRecord], run: Mapping[str, Any], cif: str = "dir") -> RenderedBatch:
+    """The text of ``records`` in the three formats of :class:`SampleWriter` (``run``: the run-level metadata
+    of every record; ``cif``: ``"dir"``, ``"zip"`` or ``"none"``)."""
+    jsonl = "".join(json.dumps(r.to_dict(run)) + "\n" for r in records)
+    info = [{"id": r.id, **{k: v for k, v in r.logp.items()}} for r in records]
+    extxyz = to_extxyz([r.sample for r in records], info) if records else ""
+    cifs = tuple((f"{r.id}.cif", to_cif(r.sample, name=r.id, comments={"logp_total": r.logp.get("logp_total")}))
+                 for r in records) if cif != "none" else ()
+    groups: Counter[int] = Counter(r.sample.space_group for r in records)
+    elements: Counter[str] = Counter()
+    for r in records:
+        elements.update({s.element for s in r.sample.sites})
+    return RenderedBatch(jsonl, extxyz, cifs, groups, elements, len(records))
+
+
 class SampleWriter:
     """Append batches of :class:`SampleRecord` to the output files; :meth:`close` publishes them.
 
@@ -120,24 +148,25 @@ class SampleWriter:
 
     def write(self, records: Sequence[SampleRecord]) -> None:
         """Write one batch (all three formats)."""
-        if not records:
+        self.write_rendered(render_batch(records, self.run, self.cif))
+
+    def write_rendered(self, batch: RenderedBatch) -> None:
+        """Append a batch rendered by :func:`render_batch` (with this writer's ``run`` and ``cif``)."""
+        if batch.count == 0:
             return
-        self._jsonl.write("".join(json.dumps(r.to_dict(self.run)) + "\n" for r in records))
-        info = [{"id": r.id, **{k: v for k, v in r.logp.items()}} for r in records]
-        self._xyz.write(to_extxyz([r.sample for r in records], info))
-        for r in records:
-            if self.cif != "none":
-                text = to_cif(r.sample, name=r.id, comments={"logp_total": r.logp.get("logp_total")})
-                if self._zip is not None:  # fixed timestamps: the same run gives a byte-identical zip
-                    info = zipfile.ZipInfo(f"{r.id}.cif", date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    self._zip.writestr(info, text)
-                else:
-                    (self._cif_dir / f"{r.id}.cif").write_text(text)
-            self.groups[r.sample.space_group] += 1
-            self.elements.update({s.element for s in r.sample.sites})
-        self.count += len(records)
+        self._jsonl.write(batch.jsonl)
+        self._xyz.write(batch.extxyz)
+        for name, text in batch.cifs:
+            if self._zip is not None:  # fixed timestamps: the same run gives a byte-identical zip
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                self._zip.writestr(info, text)
+            elif self.cif == "dir":
+                (self._cif_dir / name).write_text(text)
+        self.groups.update(batch.groups)
+        self.elements.update(batch.elements)
+        self.count += batch.count
         self._jsonl.flush()
         self._xyz.flush()
 
