@@ -2,7 +2,7 @@
 pyxtal's ``from_random`` on the same space groups and compositions.
 
     python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers N]
-        [--repeats 3] [--pyxtal 200] [--round-trip] [--device cpu|cuda]
+        [--repeats 3] [--pyxtal 200] [--round-trip] [--device cpu|cuda] [--cubic 1000]
 
 Figures (each printed with its definition):
 
@@ -25,6 +25,9 @@ Figures (each printed with its definition):
   against the records' ``logp_total`` (largest and mean absolute difference);
 * the ceiling those stages allow: ``--workers`` cores divided by the stages' CPU per crystal, with and without
   spglib's share (redraws, start-up and cold caches not counted, so the end-to-end rate stays below it);
+* ``--cubic N``: ``asu_geometry.to_asu_crystal`` against ``to_asu_cell`` on N crystals drawn in the cubic groups:
+  how many skip spglib's search (outcome proved), how many spglib symmetrises into another group, agreement, and
+  the CPU time of each;
 * the unreadable draws of the stage batch: the largest of their shortest interatomic distances;
 * pyxtal ``from_random`` (3-D, the same space group and conventional-cell element counts as each of the first
   ``--pyxtal`` samples, one try each, ``max_count`` 10): crystals per second over the successful calls, the
@@ -342,6 +345,47 @@ def pyxtal_rate(crystals: list, count: int) -> float:
     return rate
 
 
+def cubic_check(model: object, n: int, batch: int) -> None:
+    """``to_asu_crystal`` against ``to_asu_cell`` on ``n`` crystals the model draws in the 36 cubic groups (the
+    ``--space-group 195-230`` constraint, seeds 100, 101, ...): how many it proves (spglib skipped), how many spglib
+    puts in another group, whether the two agree (``same_description`` to 1e-9, or the same error class) and the
+    time per crystal of each, one process."""
+    from asu_geometry import needs_symmetry_search, to_asu_cell, to_asu_crystal
+    from asu_geometry.normalform import same_description
+    from asu_geometry.writers import to_cells
+    from crystal_ar_model.constraints import SamplingConstraints, for_model
+    from crystal_ar_model.sampling import sample
+
+    masks = for_model(SamplingConstraints(space_groups=tuple(range(195, 231))), model, None).kwargs()
+    crystals: list = []
+    while len(crystals) < n:
+        seed = 100 + len(crystals) // batch
+        drawn = sample(model, min(batch, n - len(crystals)), torch.Generator().manual_seed(seed), **masks)
+        crystals += drawn.crystals()
+
+    def run(fn):  # noqa: ANN001, ANN202
+        out, t0 = [], time.process_time()
+        for c in crystals:
+            try:
+                out.append(fn(c))
+            except Exception as exc:  # the scorer's errors (e.g. overlapping atoms) must agree too
+                out.append(type(exc))
+        return out, 1e3 * (time.process_time() - t0) / n
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, t_ref = run(lambda c: to_asu_cell(*to_cells([c])[0], symprec=0.1, angle_tolerance=5.0))
+        new, t_new = run(lambda c: to_asu_crystal(c, symprec=0.1, angle_tolerance=5.0))
+    proved = sum(not needs_symmetry_search(c, 0.1, 5.0) for c in crystals)
+    other = sum(not isinstance(r, type) and r.space_group != c.space_group for r, c in zip(ref, crystals, strict=True))
+    agree = sum((a is b) if isinstance(a, type) or isinstance(b, type) else same_description(a, b, 1e-9, 1e-9)
+                for a, b in zip(ref, new, strict=True))
+    errors = sum(isinstance(r, type) for r in ref)
+    print(f"cubic groups ({n} crystals drawn with --space-group 195-230): spglib's search skipped (outcome proved) for "
+          f"{proved}; spglib puts {other} in another group and cannot read {errors}; to_asu_crystal agrees with "
+          f"to_asu_cell on {agree} of {n}; CPU {t_new:.2f} ms per crystal against {t_ref:.2f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default=None)
@@ -354,6 +398,8 @@ def main() -> None:
     ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
     ap.add_argument("--round-trip", action="store_true", help="also re-score every written CIF (crystal-ar score)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs [cpu]")
+    ap.add_argument("--cubic", type=int, default=0,
+                    help="also compare to_asu_crystal with to_asu_cell on this many crystals drawn in cubic groups")
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is available to torch")
@@ -370,6 +416,8 @@ def main() -> None:
     if args.pyxtal:
         px = pyxtal_rate(crystals, args.pyxtal)
         print(f"ratio: crystal-ar sample end to end / pyxtal from_random = {rate / px:.2f}")
+    if args.cubic:
+        cubic_check(model, args.cubic, args.batch_size)
     sys.stdout.flush()
 
 
