@@ -43,6 +43,25 @@ def test_primitive_images_count_multiplicity_over_centring() -> None:
     assert pos.shape[0] == 48 and int(same.sum()) == 48
 
 
+def test_distinct_image_ops_match_the_pairwise_definition() -> None:
+    """For every piece's point, the operations kept are the first of each class of images equal modulo the
+    primitive lattice, found by comparing every pair of images within 1e-7 (the definition)."""
+    import asu_geometry as ag
+    import numpy as np
+    from crystal_ar_model.periodic import _PRIMITIVE_BASIS, _distinct_image_ops
+    from crystal_ar_model.shapes import piece_shapes
+
+    t, shapes, wps = shape_table(), piece_shapes(), ag.all_wyckoff_positions()
+    for p in range(t.num_pieces):
+        g = ag.space_group(wps[int(t.wyckoff[p])].space_group)
+        prim_inv = np.linalg.inv(np.array(_PRIMITIVE_BASIS[g.centering], dtype=np.float64))
+        point = shapes[p].vertices_array.mean(axis=0)
+        u = g.apply(point) @ prim_inv
+        d = u[:, None, :] - u[None, :, :]
+        first = np.all(np.abs(d - np.round(d)) < 1e-7, axis=-1).argmax(axis=1)
+        assert _distinct_image_ops(g, point, prim_inv) == [i for i in range(len(u)) if first[i] == i], p
+
+
 def test_reduced_basis_is_shortest() -> None:
     """The reduced basis of a skewed basis of an orthorhombic lattice (3, 4, 5 Angstrom, rotated) spans the same
     lattice and consists of its three shortest independent vectors."""

@@ -108,14 +108,22 @@ class PieceImages:
     basis: Tensor  # (P, 3, 3) float64: rows are the piece's affine directions (fractional), zero rows padded
 
 
+_IMAGE_GRID = 24 * 27720
+"""Denominator that makes the pieces' points exact integers: ASU vertices have denominators dividing 24 (at most
+12 in the tables), and a piece's point is the mean of at most 12 of them (27720 = lcm(1..12); the tables have at
+most 10); the inverse primitive bases are integer matrices, so primitive coordinates stay on the grid.
+``piece_images`` checks every orbit's size, so a point off this grid could not pass unnoticed."""
+
+
 def _distinct_image_ops(g: object, point: np.ndarray, prim_inv: np.ndarray) -> list[int]:
     """Indices of the operations of ``g`` whose images of ``point`` are distinct modulo the primitive lattice
-    (the first operation of each class, in table order)."""
-    imgs = g.apply(point)  # type: ignore[attr-defined]  # (K, 3)
-    u = (imgs[:, None, :] - imgs[None, :, :]) @ prim_inv  # primitive-basis coordinates of the differences
-    same = np.all(np.abs(u - np.round(u)) < 1e-7, axis=-1)  # (K, K): same atom of the primitive cell
-    first = same.argmax(axis=1)  # first operation giving the same atom
-    return [i for i in range(len(imgs)) if first[i] == i]
+    (the first operation of each class, in table order): the images in primitive coordinates, reduced modulo 1
+    on the exact grid :data:`_IMAGE_GRID`, compared as integers."""
+    u = g.apply(point) @ prim_inv  # type: ignore[attr-defined]  # (K, 3) primitive-basis coordinates
+    cells = np.rint(u * _IMAGE_GRID).astype(np.int64) % _IMAGE_GRID
+    keys = (cells[:, 0] * _IMAGE_GRID + cells[:, 1]) * _IMAGE_GRID + cells[:, 2]
+    _, first = np.unique(keys, return_index=True)  # the first operation giving each atom of the primitive cell
+    return sorted(first.tolist())
 
 
 @cache
@@ -132,13 +140,14 @@ def piece_images() -> PieceImages:
     basis = np.zeros((p_count, 3, 3))
     wps = ag.all_wyckoff_positions()
     cache_ops: dict[tuple[int, bytes], list[int]] = {}
+    prim_invs = {c: np.linalg.inv(np.array(b, dtype=np.float64)) for c, b in _PRIMITIVE_BASIS.items()}
     for p in range(p_count):
         sh = shapes[p]
         w = int(table.wyckoff[p])
         wp = wps[w]
         g = ag.space_group(wp.space_group)
         nc = _CENTRING_COUNT[g.centering]
-        prim_inv = np.linalg.inv(np.array(_PRIMITIVE_BASIS[g.centering], dtype=np.float64))
+        prim_inv = prim_invs[g.centering]
         point = sh.vertices_array.mean(axis=0)  # inside the (convex) piece: a point of the position
         key = (w, point.tobytes())
         ops = cache_ops.get(key) or _distinct_image_ops(g, point, prim_inv)
