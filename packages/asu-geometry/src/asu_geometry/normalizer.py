@@ -194,6 +194,15 @@ def _satisfies(cand: np.ndarray, a: np.ndarray, moved: np.ndarray, codes: frozen
     return np.isin((u[:, 0] * GRID + u[:, 1]) * GRID + u[:, 2], np.fromiter(codes, dtype=np.int64))
 
 
+def _fixed_codimension(rot: np.ndarray) -> np.ndarray:
+    """``rank(I - R)`` of crystallographic rotations ``R`` (n, 3, 3), from their determinant and trace (both
+    independent of the basis): the identity 0, another proper rotation 2 (a fixed axis), a mirror 1 (a fixed
+    plane), the inversion and the rotoinversions 3 (a fixed point)."""
+    det = np.rint(np.linalg.det(rot.astype(float))).astype(np.int64)
+    trace = np.trace(rot, axis1=1, axis2=2)
+    return np.where(det == 1, np.where(trace == 3, 0, 2), np.where(trace == 1, 1, 3))
+
+
 @cache
 def _generators(sg: int) -> tuple[tuple[int, ...], bool]:
     """Indices of operations of ``sg`` that generate G modulo the lattice, most constraining first (largest rank
@@ -204,7 +213,7 @@ def _generators(sg: int) -> tuple[tuple[int, ...], bool]:
     t = (g.translations24.astype(np.int64) * (GRID // 24)) % GRID
     index = {(rot[n].tobytes(), _code(t[n].tolist())): n for n in range(len(rot))}
     eye = np.eye(3, dtype=np.int64)
-    ranks = [int(np.linalg.matrix_rank((eye - r).astype(float))) for r in rot]
+    ranks = _fixed_codimension(rot).tolist()
 
     def product(a: int, b: int) -> int:  # (R_a, t_a)(R_b, t_b) modulo the lattice
         return index[((rot[a] @ rot[b]).tobytes(), _code(((rot[a] @ t[b] + t[a]) % GRID).tolist()))]
