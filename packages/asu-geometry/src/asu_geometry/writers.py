@@ -34,17 +34,17 @@ WRAP_EPS = 1e-12  # 1 - 1e-16 after reduction modulo 1 is the lattice point 0
 
 
 # ------------------------------------------------------------------------------------------ expansion
-def _generic_point(shape: WyckoffShape) -> tuple[Fraction, ...]:
-    """An exact rational point in the relative interior of a piece (irregular weights, so not a vertex,
-    an edge midpoint or a centre, where a higher site symmetry could sit)."""
+def _generic_point(shape: WyckoffShape) -> tuple[list[int], int]:
+    """An exact rational point ``X / L`` in the relative interior of a piece, as the integers ``(X, L)`` (irregular
+    weights, so not a vertex, an edge midpoint or a centre, where a higher site symmetry could sit)."""
     verts = shape.vertices
+    den = math.lcm(*(v.denominator for vert in verts for v in vert))
+    nums = [[int(v * den) for v in vert] for vert in verts]
     if shape.dim == 0:
-        return tuple(verts[0])
-    weights = [Fraction(2 * i + 3) for i in range(len(verts))]
-    if shape.dim == 1:
-        weights = [Fraction(7), Fraction(12)]
+        return nums[0], den
+    weights = [7, 12] if shape.dim == 1 else [2 * i + 3 for i in range(len(verts))]
     total = sum(weights)
-    return tuple(sum(w * v[k] for w, v in zip(weights, verts, strict=True)) / total for k in range(3))
+    return [sum(w * n[k] for w, n in zip(weights, nums, strict=True)) for k in range(3)], den * total
 
 
 @cache
@@ -71,12 +71,12 @@ def coset_operations(sg: int, shape: WyckoffShape, multiplicity: int) -> np.ndar
     out = _COSETS.get(key)
     if out is None:
         # exact in integers: x = X / L and t = T / L with L a common denominator; g x mod 1 <-> (R X + T) mod L
-        x = _generic_point(shape)
+        num, point_den = _generic_point(shape)
         rot, tr, den = _ops_integer(sg)
-        big = math.lcm(den, *(v.denominator for v in x))
-        xi = np.array([int(v * big) for v in x], dtype=np.int64)
+        big = math.lcm(den, point_den)
+        xi = np.array(num, dtype=np.int64) * (big // point_den)
         img = np.mod(rot @ xi + tr * (big // den), big)  # (K, 3), one row per operation
-        _, first = np.unique(img, axis=0, return_index=True)
+        _, first = np.unique((img[:, 0] * big + img[:, 1]) * big + img[:, 2], return_index=True)
         out = np.sort(first).astype(np.int64)  # the first operation of each distinct image, in table order
         out.setflags(write=False)
         _COSETS[key] = out  # shapes live as long as the cached tables, so id() is a stable key
