@@ -256,7 +256,10 @@ def _solve_congruence(a: np.ndarray, codes: frozenset[int], moved: np.ndarray) -
     num = rhs.reshape(-1, 3) @ adj.T
     on_grid = np.all(num % det == 0, axis=1)
     sol = (num[on_grid] // det) % GRID
-    return np.unique(sol, axis=0) if len(sol) else np.zeros((0, 3), dtype=np.int64)
+    if not len(sol):
+        return np.zeros((0, 3), dtype=np.int64)
+    codes = np.unique((sol[:, 0] * GRID + sol[:, 1]) * GRID + sol[:, 2])  # rows in lexicographic order
+    return np.stack([codes // (GRID * GRID), codes // GRID % GRID, codes % GRID], axis=1)
 
 
 @cache
@@ -331,8 +334,8 @@ def _elements(sg: int, autos_key: bytes) -> tuple[NormalizerElement, ...]:
         coset = np.einsum("ij,njk->nik", p, rots)  # P R for R in PG(G): one coset, same descriptions
         for q in coset:
             seen.add(np.ascontiguousarray(q).tobytes())
-        rep = min((np.ascontiguousarray(q) for q in coset if round(np.linalg.det(q.astype(float))) == 1),
-                  key=lambda q: _matrix_order(q))
+        proper = coset[np.rint(np.linalg.det(coset.astype(float))) == 1]
+        rep = min((np.ascontiguousarray(q) for q in proper), key=lambda q: _matrix_order(q))
         for tr in _translations(sg, rep.tobytes()):
             rot = rep.copy()
             rot.setflags(write=False)
