@@ -51,11 +51,10 @@ def _generic_point(shape: WyckoffShape) -> tuple[list[int], int]:
 def _ops_integer(sg: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The operations of ``sg`` as integers: rotations (K, 3, 3), translations times ``den`` (K, 3) and ``den``
     (the least common denominator of the translations)."""
-    ops = space_group(sg).exact_ops()
-    den = math.lcm(*(t.denominator for _, tr in ops for t in tr))
-    rot = np.stack([r for r, _ in ops]).astype(np.int64)
-    tr = np.array([[int(t * den) for t in tr] for _, tr in ops], dtype=np.int64)
-    return rot, tr, den
+    g = space_group(sg)
+    t24 = g.translations24.astype(np.int64)  # the exact translations are t24 / 24
+    den = 24 // math.gcd(24, *(int(v) for v in np.unique(t24)))
+    return g.rotations.astype(np.int64), t24 // (24 // den), den
 
 
 _COSETS: dict[int, np.ndarray] = {}
