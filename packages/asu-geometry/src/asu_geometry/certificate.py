@@ -91,15 +91,12 @@ def _coset_representatives(sg: int) -> np.ndarray:
     return out
 
 
-@cache
 def _centring(sg: int) -> np.ndarray:
     """The pure translations of group ``sg`` in the conventional cell (the zero vector and the centring
-    vectors), fractional."""
-    from .tables import space_group
+    vectors), fractional: the normalizer's group data, which holds them in units of 1/GRID."""
+    from .normalizer import GRID, _group_data
 
-    g = space_group(sg)
-    pure = np.all(g.rotations == np.eye(3, dtype=g.rotations.dtype), axis=(1, 2))
-    return np.unique(np.mod(g.translations[pure], 1.0), axis=0)
+    return _group_data(sg)[4] / GRID
 
 
 def _wrapped(d: np.ndarray) -> np.ndarray:

@@ -188,10 +188,15 @@ def _grid(free: tuple[int, ...]) -> np.ndarray:
     return grid
 
 
+def _row_codes(rows: np.ndarray) -> np.ndarray:
+    """:func:`_code` of every row of an (n, 3) integer array with entries in [0, GRID)."""
+    return (rows[:, 0] * GRID + rows[:, 1]) * GRID + rows[:, 2]
+
+
 def _satisfies(cand: np.ndarray, a: np.ndarray, moved: np.ndarray, codes: frozenset[int]) -> np.ndarray:
     """Mask of the candidates ``p`` (GRID units) with ``a p + moved`` congruent modulo GRID to one of ``codes``."""
     u = (moved + cand @ a.T) % GRID
-    return np.isin((u[:, 0] * GRID + u[:, 1]) * GRID + u[:, 2], np.fromiter(codes, dtype=np.int64))
+    return np.isin(_row_codes(u), np.fromiter(codes, dtype=np.int64))
 
 
 def _fixed_codimension(rot: np.ndarray) -> np.ndarray:
@@ -258,7 +263,7 @@ def _solve_congruence(a: np.ndarray, codes: frozenset[int], moved: np.ndarray) -
     sol = (num[on_grid] // det) % GRID
     if not len(sol):
         return np.zeros((0, 3), dtype=np.int64)
-    codes = np.unique((sol[:, 0] * GRID + sol[:, 1]) * GRID + sol[:, 2])  # rows in lexicographic order
+    codes = np.unique(_row_codes(sol))  # rows in lexicographic order
     return np.stack([codes // (GRID * GRID), codes // GRID % GRID, codes % GRID], axis=1)
 
 
