@@ -2,7 +2,7 @@
 pyxtal's ``from_random`` on the same space groups and compositions.
 
     python benchmarks/crystal_ar_sample_bench.py [--checkpoint DIR] [-n 1000] [--batch-size 500] [--workers N]
-        [--repeats 3] [--pyxtal 200] [--round-trip] [--device cpu|cuda] [--cubic 1000]
+        [--repeats 3] [--pyxtal 200] [--round-trip] [--device cpu|cuda] [--cubic 1000] [--malloc-ab]
 
 Figures (each printed with its definition):
 
@@ -19,8 +19,12 @@ Figures (each printed with its definition):
   mean, median and the groups taking most of it, what the skipped ones would have cost, and spglib on five
   textbook cells of rising group order), the model's score of the normal forms that differ from the drawn
   sequence, and the three output files (rendered in the workers, written by this process);
-* whole blocks in one worker (CPU): the run's blocks in one forked process, first with the asu-geometry caches
-  a fresh worker has, then warm (the caches' share, and the gap between the stages and the workers' CPU);
+* whole blocks in one worker (CPU): the run's blocks in one forked process, set up as the run's workers are,
+  first with the asu-geometry caches and the fresh heap a new worker has, then warm (the share of the caches and of
+  the memory's first use, with the system CPU time and the minor page faults of each pass, and the gap between the
+  stages and the workers' CPU);
+* ``--malloc-ab``: each end-to-end run is followed by one whose workers keep glibc's default ``malloc`` settings
+  (``crystal_ar_model.allocator.keep_freed_memory`` not called): both medians and the rate ratio run by run;
 * ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
   against the records' ``logp_total`` (largest and mean absolute difference);
 * the ceiling those stages allow: ``--workers`` cores divided by the stages' CPU per crystal, with and without
@@ -98,31 +102,48 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, round_trip: bool, repeats: int = 1
-               ) -> float:
+def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, round_trip: bool, repeats: int = 1,
+               malloc_ab: bool = False) -> float:
     """``repeats`` identical runs (same seed, fresh worker processes each time); prints each and returns the median
-    rate (a shared virtual machine's speed varies by tens of percent from one run to the next)."""
+    rate (a shared virtual machine's speed varies by tens of percent from one run to the next). With ``malloc_ab``
+    each run is followed by one whose workers keep glibc's default ``malloc`` settings
+    (:func:`crystal_ar_model.allocator.keep_freed_memory` not called), and the pairwise ratio is printed."""
+    from crystal_ar_model import generate
     from crystal_ar_model.constraints import SamplingConstraints
     from crystal_ar_model.generate import SampleRun, SampleSettings
 
-    rates = []
+    rates, defaults = [], []
     with tempfile.TemporaryDirectory() as tmp:
         SampleRun(model, info, SamplingConstraints(), SampleSettings(min(batch, 50), batch, 99, workers=workers)).run(
             Path(tmp) / "warm", progress=False)
         for k in range(repeats):
-            run = SampleRun(model, info, SamplingConstraints(), SampleSettings(n, batch, 0, workers=workers))
-            t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
-            s = run.run(Path(tmp) / "out", progress=False)
-            dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
-            rates.append(s.crystals / dt)
-            print(f"end to end, run {k + 1} of {repeats} (SampleRun, -n {n}, --batch-size {batch}, --workers {workers} "
-                  f"({run.parallel_mode()} mode), 1 torch thread each): {rates[-1]:.1f} crystals/s ({dt:.1f} s wall; "
-                  f"CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in the main process + {1e3 * kids / s.crystals:.1f} "
-                  "ms/crystal in the workers)")
+            for keep in (True, False) if malloc_ab else (True,):
+                run = SampleRun(model, info, SamplingConstraints(), SampleSettings(n, batch, 0, workers=workers))
+                kept = generate.keep_freed_memory
+                if not keep:
+                    generate.keep_freed_memory = lambda: False  # the forked workers keep glibc's defaults
+                try:
+                    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+                    s = run.run(Path(tmp) / "out", progress=False)
+                    dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
+                finally:
+                    generate.keep_freed_memory = kept
+                (rates if keep else defaults).append(s.crystals / dt)
+                label = "" if keep else ", glibc's default malloc settings in the workers"
+                print(f"end to end, run {k + 1} of {repeats}{label} (SampleRun, -n {n}, --batch-size {batch}, "
+                      f"--workers {workers} ({run.parallel_mode()} mode), 1 torch thread each): "
+                      f"{s.crystals / dt:.1f} crystals/s "
+                      f"({dt:.1f} s wall; CPU {1e3 * cpu / s.crystals:.1f} ms/crystal in the main process + "
+                      f"{1e3 * kids / s.crystals:.1f} ms/crystal in the workers)")
         print("  " + run.text.replace("\n", "\n  "))
         median = float(np.median(rates))
         print(f"end to end: median {median:.1f} crystals/s over {repeats} run(s) (min {min(rates):.1f}, max "
               f"{max(rates):.1f}) = {500 / median:.2f} s per 500 crystals")
+        if malloc_ab:
+            ratios = [a / b for a, b in zip(rates, defaults, strict=True)]
+            print(f"  with glibc's default malloc settings in the workers: median {np.median(defaults):.1f} crystals/s "
+                  f"(min {min(defaults):.1f}, max {max(defaults):.1f}); rate ratio, run by run: median "
+                  f"{np.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
         if model.polar.device.type == "cpu" and workers > 0:
             _block_costs(run, n, batch)
         if round_trip:
@@ -130,33 +151,41 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, roun
     return median
 
 
-def _block_cpu(run: object, blocks: list) -> list[float]:
-    """CPU seconds of ``run.process_block`` on ``blocks`` (in a forked worker), first pass then second pass."""
+def _block_cpu(run: object, blocks: list) -> list[tuple[float, float, int]]:
+    """CPU seconds, system CPU seconds and minor page faults of ``run.process_block`` on ``blocks`` (in a forked
+    worker, set up as the run's workers are), first pass then second pass."""
+    from crystal_ar_model.generate import _init_worker
+
+    _init_worker()
     out = []
     for _ in range(2):
-        c0 = time.process_time()
+        r0, c0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
         for b in blocks:
             run.process_block(b)
-        out.append(time.process_time() - c0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        out.append((time.process_time() - c0, r1.ru_stime - r0.ru_stime, r1.ru_minflt - r0.ru_minflt))
     return out
 
 
 def _block_costs(run: object, n: int, batch: int) -> None:
     """What a worker spends per crystal on whole blocks (``SampleRun.process_block``: draw, normal forms, redraws of
     unreadable draws, scores, records), in one forked process that starts as the end-to-end workers did (this
-    process's state after the runs): the run's blocks once (cold asu-geometry caches, as a worker meets them) and
-    again (warm). Their difference is the cost of the caches; the warm figure against the stages below is the
-    redraws (each redraw round is a small, overhead-bound batch) and the bookkeeping."""
+    process's state after the runs): the run's blocks once (cold asu-geometry caches and a fresh heap, as a worker
+    meets them) and again (warm). Their difference is the cost of the caches and of the first use of the memory
+    (page faults, counted in the system CPU time); the warm figure against the stages below is the redraws (each
+    redraw round is a small, overhead-bound batch) and the bookkeeping."""
     import multiprocessing as mp
 
     from crystal_ar_model.generate import stream_blocks
 
     blocks = stream_blocks(n, batch)
-    with mp.get_context("fork").Pool(1, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        cold, warm = pool.apply(_block_cpu, (run, blocks))
+    with mp.get_context("fork").Pool(1) as pool:
+        (cold, cold_sys, cold_flt), (warm, warm_sys, warm_flt) = pool.apply(_block_cpu, (run, blocks))
     print(f"  whole blocks in one worker ({len(blocks)} block(s) of the run, CPU per crystal): "
           f"{1e3 * cold / n:.2f} ms with the caches a fresh worker has, {1e3 * warm / n:.2f} ms warm "
-          f"(the caches: {1e3 * (cold - warm) / n:.2f} ms)")
+          f"(the caches and first use: {1e3 * (cold - warm) / n:.2f} ms); of which system time "
+          f"{1e3 * cold_sys / n:.2f} and {1e3 * warm_sys / n:.2f} ms, minor page faults {cold_flt / n:.0f} and "
+          f"{warm_flt / n:.0f} per crystal")
 
 
 def _round_trip(model: object, out: Path) -> None:
@@ -398,6 +427,8 @@ def main() -> None:
     ap.add_argument("--pyxtal", type=int, default=200, help="samples to repeat with pyxtal (0: skip)")
     ap.add_argument("--round-trip", action="store_true", help="also re-score every written CIF (crystal-ar score)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs [cpu]")
+    ap.add_argument("--malloc-ab", action="store_true",
+                    help="alternate each end-to-end run with one whose workers keep glibc's default malloc settings")
     ap.add_argument("--cubic", type=int, default=0,
                     help="also compare to_asu_crystal with to_asu_cell on this many crystals drawn in cubic groups")
     args = ap.parse_args()
@@ -411,7 +442,8 @@ def main() -> None:
     model, info, what = _model(args.checkpoint)
     model = model.to(args.device)
     print(f"model: {what}, on {args.device}")
-    rate = end_to_end(model, info, args.num, args.batch_size, workers, args.round_trip, args.repeats)
+    rate = end_to_end(model, info, args.num, args.batch_size, workers, args.round_trip, args.repeats,
+                      args.malloc_ab)
     crystals = stages(model, args.batch_size, workers, args.device)
     if args.pyxtal:
         px = pyxtal_rate(crystals, args.pyxtal)

@@ -191,6 +191,7 @@ def _shard(text: str) -> tuple[int, int]:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
+    from .allocator import keep_freed_memory
     from .checkpoint import default_checkpoint, resolve_checkpoint
     from .constraints import build_constraints
     from .errors import ConfigError
@@ -198,6 +199,7 @@ def _sample(args: argparse.Namespace) -> int:
     from .score import load_model
 
     check_sample_output(args.out, args.overwrite)
+    keep_freed_memory()  # this process and its forked workers (glibc's malloc; see crystal_ar_model.allocator)
     torch.set_num_threads(args.threads)
     import os
 

@@ -12,7 +12,8 @@ for record (the ``run.shard`` field aside). Records carry the crystal's index in
 (draw, normal forms, redraws, scores: :meth:`SampleRun.process_block`) and this process writes them in stream
 order; with a model on a GPU, this process draws on the device while the workers derive the normal forms (spglib)
 of the previous block; ``--workers 0`` does everything in this process. A block's work does not depend on which
-process does it, so every choice writes the same files.
+process does it, so every choice writes the same files. The worker processes, and the CLI's own, keep the memory
+they free for reuse instead of handing it back to the system after every atom step (:mod:`.allocator`).
 
 **What each record holds** (:class:`.outputs.SampleRecord`). ``drawn``: the crystal as sampled (its space group,
 sites in construction order), exactly symmetric by construction; the CIF and extxyz files hold this crystal.
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .allocator import keep_freed_memory
 from .checkpoint import package_versions
 from .constraints import SamplerMasks, SamplingConstraints, for_model
 from .errors import ConfigError, SamplingError
@@ -229,10 +231,16 @@ def _symmetrised(normal: Any, drawn: Any) -> bool:
 _BLOCK_RUN: SampleRun | None = None  # the run of a "blocks" worker process (set once, inherited by fork)
 
 
+def _init_worker() -> None:
+    """A worker process's settings: one torch thread, freed memory kept for reuse (:mod:`.allocator`)."""
+    torch.set_num_threads(1)
+    keep_freed_memory()
+
+
 def _init_block_worker(run: SampleRun) -> None:
     global _BLOCK_RUN
     _BLOCK_RUN = run
-    torch.set_num_threads(1)
+    _init_worker()
 
 
 def _block_in_worker(block: Block) -> tuple[RenderedBatch, RunSummary]:
@@ -418,9 +426,9 @@ class SampleRun:
         if mode != "inline":
             import multiprocessing as mp
 
-            init, arg = (_init_block_worker, self) if mode == "blocks" else (torch.set_num_threads, 1)
+            init, args = (_init_block_worker, (self,)) if mode == "blocks" else (_init_worker, ())
             pool = mp.get_context("fork").Pool(min(s.workers, len(blocks)) if mode == "blocks" else s.workers,
-                                               initializer=init, initargs=(arg,))
+                                               initializer=init, initargs=args)
         t0 = time.perf_counter()
         try:
             if mode == "pipeline":
