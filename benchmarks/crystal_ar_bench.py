@@ -1,7 +1,7 @@
 """Benchmark of crystal-ar-model: parameter counts, training, scoring and sampling throughput, peak memory.
 
     python benchmarks/crystal_ar_bench.py [--config default] [--data-dir ../shared/data/mp_20_partial]
-        [--steps 10] [--ddp-epoch] [--preprocess]
+        [--steps 10] [--ddp-epoch] [--preprocess] [--glibc-malloc-defaults]
 
 Figures (each printed with its definition):
 
@@ -15,6 +15,11 @@ Figures (each printed with its definition):
   (``crystal-ar score --workers``);
 * sampling: ``crystal_ar_model.sampling.sample`` of an untrained model (so the sequences are longer than those of
   a trained one), 1 thread.
+
+Every process keeps its freed memory for reuse, as the ``crystal-ar`` commands do
+(``crystal_ar_model.allocator.keep_freed_memory``); ``--glibc-malloc-defaults`` leaves glibc's defaults instead (in
+this process, the training child and the scoring workers; ``--ddp-epoch`` runs the ``crystal-ar train`` command,
+which keeps its memory either way), for an A/B comparison.
 
 Other jobs on a shared machine slow every figure down; re-run on a quiet machine for the real numbers. The first
 run converts the data (asu-geometry ``to_asu``) into the cache; later runs load it.
@@ -185,12 +190,20 @@ def main() -> None:
     ap.add_argument("--config", default="default")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--ddp-epoch", action="store_true", help="also time one torchrun epoch (2 processes)")
+    ap.add_argument("--glibc-malloc-defaults", action="store_true",
+                    help="keep glibc's default malloc settings (crystal-ar keeps freed memory for reuse)")
     ap.add_argument("--only", choices=("train",), default=None, help=argparse.SUPPRESS)  # internal: the train child
     args = ap.parse_args()
+    from crystal_ar_model import score
+
+    if args.glibc_malloc_defaults:
+        score.keep_freed_memory = lambda: False  # nor in the scoring workers
+    kept = score.keep_freed_memory()
     if args.only == "train":  # run in a fresh process so that ru_maxrss is the training's own peak
         train_steps(args.config, args.data_dir, args.steps)
         return
-    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; glibc malloc: "
+          + ("freed memory kept for reuse (as crystal-ar does)" if kept else "its default settings"))
     for name in ("tiny", "default", "paper"):
         print(f"parameters {name}: {params(name):,}")
     _load(args.data_dir)  # convert once (cached) before anything is timed
@@ -206,6 +219,7 @@ def main() -> None:
             args.data_dir,
             "--steps",
             str(args.steps),
+            *(["--glibc-malloc-defaults"] if args.glibc_malloc_defaults else []),
         ],
         check=True,
     )

@@ -108,7 +108,7 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, roun
     rate (a shared virtual machine's speed varies by tens of percent from one run to the next). With ``malloc_ab``
     each run is followed by one whose workers keep glibc's default ``malloc`` settings
     (:func:`crystal_ar_model.allocator.keep_freed_memory` not called), and the pairwise ratio is printed."""
-    from crystal_ar_model import generate
+    from crystal_ar_model import score
     from crystal_ar_model.constraints import SamplingConstraints
     from crystal_ar_model.generate import SampleRun, SampleSettings
 
@@ -119,15 +119,15 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, roun
         for k in range(repeats):
             for keep in (True, False) if malloc_ab else (True,):
                 run = SampleRun(model, info, SamplingConstraints(), SampleSettings(n, batch, 0, workers=workers))
-                kept = generate.keep_freed_memory
+                kept = score.keep_freed_memory
                 if not keep:
-                    generate.keep_freed_memory = lambda: False  # the forked workers keep glibc's defaults
+                    score.keep_freed_memory = lambda: False  # the forked workers keep glibc's defaults
                 try:
                     t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
                     s = run.run(Path(tmp) / "out", progress=False)
                     dt, cpu, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu() - k0
                 finally:
-                    generate.keep_freed_memory = kept
+                    score.keep_freed_memory = kept
                 (rates if keep else defaults).append(s.crystals / dt)
                 label = "" if keep else ", glibc's default malloc settings in the workers"
                 print(f"end to end, run {k + 1} of {repeats}{label} (SampleRun, -n {n}, --batch-size {batch}, "
@@ -154,9 +154,9 @@ def end_to_end(model: object, info: dict, n: int, batch: int, workers: int, roun
 def _block_cpu(run: object, blocks: list) -> list[tuple[float, float, int]]:
     """CPU seconds, system CPU seconds and minor page faults of ``run.process_block`` on ``blocks`` (in a forked
     worker, set up as the run's workers are), first pass then second pass."""
-    from crystal_ar_model.generate import _init_worker
+    from crystal_ar_model.score import init_worker
 
-    _init_worker()
+    init_worker()
     out = []
     for _ in range(2):
         r0, c0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time()

@@ -1,17 +1,19 @@
-"""Keep freed memory in the process for reuse: glibc's ``malloc`` settings for the sampling processes.
+"""Keep freed memory in the process for reuse: glibc's ``malloc`` settings for crystal-ar's processes.
 
-Sampling allocates and frees many short-lived tensors of a few MiB at every atom step. By default glibc returns
-the top of its heap to the operating system as soon as more than ``M_TRIM_THRESHOLD`` bytes are free there (twice
-the dynamic ``M_MMAP_THRESHOLD``, which follows the largest block freed so far), and the next step's tensors then
-fault the same pages in again, each zeroed by the kernel. :func:`keep_freed_memory` fixes the two thresholds
-(``mallopt(3)``): blocks up to :data:`MMAP_THRESHOLD` come from the heap, and freed memory is kept until more than
-:data:`TRIM_THRESHOLD` lies free at its top. The process's peak memory does not grow (what is kept was in use
-before); it is only handed back later.
+Sampling, scoring and training allocate and free many short-lived tensors of a few MiB at every step. By default
+glibc returns the top of its heap to the operating system as soon as more than ``M_TRIM_THRESHOLD`` bytes are free
+there (twice the dynamic ``M_MMAP_THRESHOLD``, which follows the largest block freed so far), and the next step's
+tensors then fault the same pages in again, each zeroed by the kernel. :func:`keep_freed_memory` fixes the two
+thresholds (``mallopt(3)``): blocks up to :data:`MMAP_THRESHOLD` come from the heap, and freed memory is kept until
+more than :data:`TRIM_THRESHOLD` lies free at its top. What is kept was in use a moment before, so the peak memory
+stays about the same (the benchmarks' figures); it is only handed back later.
 
-``crystal-ar sample`` applies it in its worker processes and in its own process. The crystal-ar-model README
-(Figures) gives the benchmark's figures with and without it. A user who sets glibc's own variables
-(``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or a ``glibc.malloc`` tunable in
-``GLIBC_TUNABLES``) keeps them: nothing is changed then. On other C libraries (macOS, musl) it does nothing.
+Every ``crystal-ar`` command applies it in its own process (which its forked workers inherit), and the worker
+processes of :class:`.generate.SampleRun` and :func:`.score.score_dataset` apply it too
+(:func:`.score.init_worker`), for library users. The crystal-ar-model README (Figures) gives the benchmarks' figures
+with and without it. A user who sets glibc's own variables (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TOP_PAD_`` or a ``glibc.malloc`` tunable in ``GLIBC_TUNABLES``) keeps them: nothing is changed then. On
+other C libraries (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations

@@ -191,7 +191,6 @@ def _shard(text: str) -> tuple[int, int]:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from .allocator import keep_freed_memory
     from .checkpoint import default_checkpoint, resolve_checkpoint
     from .constraints import build_constraints
     from .errors import ConfigError
@@ -199,7 +198,6 @@ def _sample(args: argparse.Namespace) -> int:
     from .score import load_model
 
     check_sample_output(args.out, args.overwrite)
-    keep_freed_memory()  # this process and its forked workers (glibc's malloc; see crystal_ar_model.allocator)
     torch.set_num_threads(args.threads)
     import os
 
@@ -321,8 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(_glue_shard(list(sys.argv[1:] if argv is None else argv)))
     from asu_geometry import AsuGeometryError
 
+    from .allocator import keep_freed_memory
     from .errors import CrystalARError
 
+    keep_freed_memory()  # every command, and the workers it forks (glibc's malloc; crystal_ar_model.allocator)
     try:
         return {"train": _train, "score": _score, "preprocess": _preprocess, "sample": _sample}[args.command](args)
     except (CrystalARError, AsuGeometryError, OSError) as exc:  # OSError: a file or folder that cannot be used

@@ -48,14 +48,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .allocator import keep_freed_memory
 from .checkpoint import package_versions
 from .constraints import SamplerMasks, SamplingConstraints, for_model
 from .errors import ConfigError, SamplingError
 from .model import LOGP_KEYS
 from .outputs import RenderedBatch, SampleRecord, SampleWriter, render_batch
 from .sampling import MIN_DISTANCE_TRIES, sample
-from .score import ANGLE_TOLERANCE, SYMPREC
+from .score import ANGLE_TOLERANCE, SYMPREC, init_worker
 
 MAX_REDRAW_ROUNDS = 20
 """How often one block may redraw the crystals the scorer cannot read back before the run stops."""
@@ -231,16 +230,10 @@ def _symmetrised(normal: Any, drawn: Any) -> bool:
 _BLOCK_RUN: SampleRun | None = None  # the run of a "blocks" worker process (set once, inherited by fork)
 
 
-def _init_worker() -> None:
-    """A worker process's settings: one torch thread, freed memory kept for reuse (:mod:`.allocator`)."""
-    torch.set_num_threads(1)
-    keep_freed_memory()
-
-
 def _init_block_worker(run: SampleRun) -> None:
     global _BLOCK_RUN
     _BLOCK_RUN = run
-    _init_worker()
+    init_worker()
 
 
 def _block_in_worker(block: Block) -> tuple[RenderedBatch, RunSummary]:
@@ -426,7 +419,7 @@ class SampleRun:
         if mode != "inline":
             import multiprocessing as mp
 
-            init, args = (_init_block_worker, (self,)) if mode == "blocks" else (_init_worker, ())
+            init, args = (_init_block_worker, (self,)) if mode == "blocks" else (init_worker, ())
             pool = mp.get_context("fork").Pool(min(s.workers, len(blocks)) if mode == "blocks" else s.workers,
                                                initializer=init, initargs=args)
         t0 = time.perf_counter()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .allocator import keep_freed_memory
 from .checkpoint import default_checkpoint, load_model_state, read_meta, resolve_checkpoint
 from .config import Config
 from .data import ConversionReport, CrystalTensors, ProcessedDataset, convert_cifs, read_cdvae_csv
@@ -167,9 +168,7 @@ def score_dataset(
     if workers > 1 and len(starts) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(
-            min(workers, len(starts)), initializer=torch.set_num_threads, initargs=(1,)
-        ) as pool:
+        with mp.get_context("fork").Pool(min(workers, len(starts)), initializer=init_worker) as pool:
             parts = pool.map(_score_batch, starts)
     else:
         parts = [_score_batch(s) for s in starts]
@@ -181,6 +180,13 @@ def score_dataset(
 
 
 _WORKER_STATE: Any = None  # (model, tensors, batch size) shared with forked scoring workers
+
+
+def init_worker() -> None:
+    """A worker process's settings (scoring and sampling): one torch thread, freed memory kept for reuse
+    (:func:`.allocator.keep_freed_memory`)."""
+    torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 @torch.no_grad()
