@@ -24,7 +24,9 @@ Figures (each printed with its definition):
   the memory's first use, with the system CPU time and the minor page faults of each pass, and the gap between the
   stages and the workers' CPU);
 * ``--malloc-ab``: each end-to-end run is followed by one whose workers keep glibc's default ``malloc`` settings
-  (``crystal_ar_model.allocator.keep_freed_memory`` not called): both medians and the rate ratio run by run;
+  (``crystal_ar_model.allocator.keep_freed_memory`` not called): both medians and the rate ratio run by run. This
+  process then keeps glibc's defaults (forked workers inherit them), so the stages below are timed with them;
+  without the flag it keeps freed memory for reuse, as the ``crystal-ar`` command does;
 * ``--round-trip``: ``crystal-ar score``'s path (CIF file -> to_asu -> model) on every CIF of the end-to-end run,
   against the records' ``logp_total`` (largest and mean absolute difference);
 * the ceiling those stages allow: ``--workers`` cores divided by the stages' CPU per crystal, with and without
@@ -437,8 +439,12 @@ def main() -> None:
     cores = os.cpu_count() or 1
     workers = args.workers if args.workers is not None else (cores if args.device == "cpu" else max(1, cores - 1))
     torch.set_num_threads(1)
+    from crystal_ar_model.allocator import keep_freed_memory
+
+    kept = not args.malloc_ab and keep_freed_memory()  # as crystal-ar does; --malloc-ab: the workers decide
     gpu = f"; GPU {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
-    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {cores} CPUs{gpu}")
+    print(f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {cores} CPUs{gpu}; glibc malloc in "
+          f"this process: {'freed memory kept for reuse, as crystal-ar does' if kept else 'its default settings'}")
     model, info, what = _model(args.checkpoint)
     model = model.to(args.device)
     print(f"model: {what}, on {args.device}")
