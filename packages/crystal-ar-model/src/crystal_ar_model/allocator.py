@@ -19,9 +19,9 @@ other C libraries (macOS, musl) it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
+from functools import cache
 
 MMAP_THRESHOLD = 32 * 2**20
 """Bytes: larger blocks are mapped on their own (32 MiB, glibc's largest allowed value on 64-bit systems)."""
@@ -42,17 +42,21 @@ def user_malloc_settings(environ: dict[str, str] | None = None) -> list[str]:
     return found
 
 
+@cache
 def _mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """glibc's ``mallopt``, or None on another platform or C library."""
+    """glibc's ``mallopt`` (from the symbols the interpreter already has loaded), or None on another platform or C
+    library."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        if not hasattr(libc, "gnu_get_libc_version"):  # not glibc (musl's mallopt does nothing)
-            return None
-        return libc.mallopt
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):  # musl's mallopt does nothing
+        return None
+    mallopt = libc.mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
 
 
 def keep_freed_memory() -> bool:
@@ -64,5 +68,4 @@ def keep_freed_memory() -> bool:
     mallopt = _mallopt()
     if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
