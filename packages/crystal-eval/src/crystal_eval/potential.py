@@ -194,11 +194,13 @@ class CHGNetPotential:
 
     Energies are CHGNet's per-atom energies, which are on the scale of MP2020-corrected GGA/GGA+U total
     energies (the MPtrj training targets). ``batch_size`` and ``batch_atoms`` bound the crystals relaxed
-    together by :meth:`relax_batch`.
+    together by :meth:`relax_batch`; ``split_layers`` (default) evaluates them with
+    :class:`crystal_eval.chgnet_forward.SplitCHGNet` (the same network, fewer flops, float32 sums in another
+    order), False with ``CHGNet._compute``. Single points always use CHGNet's ``predict_graph``.
     """
 
     def __init__(self, model_name: str = "0.3.0", threads: int = 1, batch_size: int = 32,
-                 batch_atoms: int = 512) -> None:  # fmt: skip
+                 batch_atoms: int = 512, split_layers: bool = True) -> None:  # fmt: skip
         require_extra()
         import torch
         from chgnet.model import CHGNet
@@ -211,7 +213,7 @@ class CHGNetPotential:
         self.model.eval()
         for param in self.model.parameters():  # forces and stresses need input gradients only
             param.requires_grad_(False)
-        self.batch_size, self.batch_atoms = batch_size, batch_atoms
+        self.batch_size, self.batch_atoms, self.split_layers = batch_size, batch_atoms, split_layers
         self.version = str(self.model.version or model_name)
         self.label = f"CHGNet {self.version}"
         self._calculator = None
@@ -255,7 +257,8 @@ class CHGNetPotential:
     ) -> list[RelaxOutcome | RelaxFailure]:
         """Relax the structures together (:func:`crystal_eval.fire.fire_relax`, one CHGNet call per step;
         ``limit`` seconds of ``clock`` each)."""
-        return batched_fire_relax(structures, CHGNetBatchCalculator(self.model), fmax, max_steps, limit,
+        calculator = CHGNetBatchCalculator(self.model, split_layers=self.split_layers)
+        return batched_fire_relax(structures, calculator, fmax, max_steps, limit,
                                   batch_size=self.batch_size, batch_atoms=self.batch_atoms, clock=clock)  # fmt: skip
 
 
@@ -267,11 +270,16 @@ class CHGNetBatchCalculator:
     CHGNet's own ``forward(task="efs")`` takes two backward passes (forces, then stress), each building
     the graph for second derivatives (``create_graph=True``, for training); the values are the same.
     Forces are ``-dE/dr``, the stress ``(1/V) dE/dstrain`` in eV/Å^3 (ASE's convention). Uses CHGNet's
-    ``BatchedGraph`` and ``CHGNet._compute`` (chgnet 0.4.2, pinned; a test compares with ``predict_graph``).
+    ``BatchedGraph`` and, with ``split_layers`` (default, where :func:`crystal_eval.chgnet_forward.supports`
+    the model), :class:`~crystal_eval.chgnet_forward.SplitCHGNet` for the energy, otherwise ``CHGNet._compute``
+    (chgnet 0.4.2, pinned; tests compare both with ``predict_graph``).
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, split_layers: bool = True) -> None:
+        from crystal_eval.chgnet_forward import SplitCHGNet, supports
+
         self.model = model
+        self.split = SplitCHGNet(model) if split_layers and supports(model) else None
 
     def prepare(self, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> Any:
         """CHGNet's crystal graph (raises for an atom with no neighbour within the 6 Å cutoff;
@@ -298,9 +306,12 @@ class CHGNetBatchCalculator:
                 list(graphs), bond_basis_expansion=m.bond_basis_expansion,
                 angle_basis_expansion=m.angle_basis_expansion, compute_stress=True,
             )  # fmt: skip
-            pred = m._compute(bg, compute_force=False, compute_stress=False)
-            n_atoms = pred["atoms_per_graph"]
-            energy = pred["e"]  # eV/atom for the intensive CHGNet 0.3.0, else eV per cell
+            if self.split is not None:
+                energy, n_atoms = self.split.energy(bg)
+            else:
+                pred = m._compute(bg, compute_force=False, compute_stress=False)
+                energy, n_atoms = pred["e"], pred["atoms_per_graph"]
+            # energy: eV/atom for the intensive CHGNet 0.3.0, else eV per cell
             total = (energy * n_atoms).sum() if m.is_intensive else energy.sum()
             grads = torch.autograd.grad(total, [*bg.atom_positions, *bg.strains])
         comp = m.composition_model(list(graphs)) if m.composition_model is not None else 0.0

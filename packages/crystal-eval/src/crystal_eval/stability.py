@@ -76,7 +76,7 @@ STABILITY_KEYS: tuple[str, ...] = (
     "sg_kept_rate",
 )
 STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen)
-RELAX_VERSION = 2
+RELAX_VERSION = 3  # 3: batched CHGNet relaxations use crystal_eval.chgnet_forward (float32 sums in another order)
 NEAR_TOUCHING = 1.0  # Å: the shortest-distance split of the relaxation time in ``stability_meta``
 PRIMITIVE_TOLERANCE = 1e-3  # Å: how far a centring translation may miss an atom (pymatgen's site tolerance)
 RELAX_CELLS = {
