@@ -45,20 +45,43 @@ def _first_linear(mlp: nn.Module) -> tuple[nn.Linear, list[nn.Module]] | None:
 
 
 @dataclass
-class SplitGatedMLP:
-    """A CHGNet ``GatedMLP`` whose first layer is split by the parts of its input.
+class _SplitLinear:
+    """A linear layer's weight cut by the parts of its input (``blocks[k]`` acts on part ``k``) and its bias."""
 
-    ``blocks[k]`` is the first layer's weight on input part ``k`` for the core and the gate together (the core's
-    rows first), ``bias`` their biases; ``core_tail`` and ``gate_tail`` are the modules after the first layer.
-    """
-
-    module: nn.Module
     blocks: list[Tensor]
     bias: Tensor | None
-    shared: list[nn.Module]  # elementwise modules that follow the first layer in both: applied to both at once
+
+    @classmethod
+    def of(cls, linear: nn.Linear, parts: list[int]) -> _SplitLinear:
+        weight = linear.weight.detach()
+        bias = None if linear.bias is None else linear.bias.detach()
+        return cls([w.contiguous() for w in torch.split(weight, parts, dim=1)], bias)
+
+    def gathered(self, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
+        """``W [x_0[i_0], x_1[i_1], ...] + w`` computed as ``sum_k (W_k x_k)[i_k] + w``: each part ``x_k`` is
+        multiplied once per row of its own table, then its rows are gathered by ``i_k`` (None: taken as they are,
+        one per message). The bias is added to the first part's table: every message takes one row of it."""
+        out: Tensor | None = None
+        for k, ((values, index), weight) in enumerate(zip(parts, self.blocks, strict=True)):
+            term = F.linear(values, weight, self.bias if k == 0 else None)
+            if index is not None:
+                term = torch.index_select(term, 0, index)
+            out = term if out is None else out.add_(term)  # a tensor made here: adding in place is safe
+        if out is None:
+            raise ValueError("a linear layer of no parts")
+        return out
+
+
+@dataclass
+class SplitGatedMLP:
+    """A CHGNet ``GatedMLP`` whose first layers (of the core and of the gate) are split by the parts of its input;
+    ``core_tail`` and ``gate_tail`` are the modules after them."""
+
+    module: nn.Module
+    core: _SplitLinear
+    gate: _SplitLinear
     core_tail: list[nn.Module]
     gate_tail: list[nn.Module]
-    width: int  # output rows of the first layer that belong to the core
 
     @classmethod
     def of(cls, gated: nn.Module, parts: list[int]) -> SplitGatedMLP | None:
@@ -69,22 +92,12 @@ class SplitGatedMLP:
         (lin_c, tail_c), (lin_g, tail_g) = core, gate
         if lin_c.in_features != sum(parts) or lin_g.in_features != sum(parts):
             return None
-        if (lin_c.bias is None) != (lin_g.bias is None):
-            return None
-        weight = torch.cat([lin_c.weight, lin_g.weight], dim=0).detach()
-        bias = None if lin_c.bias is None else torch.cat([lin_c.bias, lin_g.bias]).detach()
-        blocks = [w.contiguous() for w in torch.split(weight, parts, dim=1)]
-        shared = []
-        while tail_c and tail_g and _same_elementwise(tail_c[0], tail_g[0]):
-            shared.append(tail_c[0])
-            tail_c, tail_g = tail_c[1:], tail_g[1:]
-        return cls(gated, blocks, bias, shared, tail_c, tail_g, lin_c.out_features)
+        return cls(gated, _SplitLinear.of(lin_c, parts), _SplitLinear.of(lin_g, parts), tail_c, tail_g)
 
-    def finish(self, pre: Tensor) -> Tensor:
-        """The gated MLP's output from its first layer's output ``pre`` (core columns, then gate columns)."""
-        for layer in self.shared:
-            pre = layer(pre)
-        core, gate = pre[:, : self.width], pre[:, self.width :]
+    def __call__(self, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
+        """``GatedMLP.forward`` of the concatenation of the gathered parts (see :meth:`_SplitLinear.gathered`):
+        ``act(norm(core)) * sigmoid(norm(gate))``."""
+        core, gate = self.core.gathered(parts), self.gate.gathered(parts)
         for layer in self.core_tail:
             core = layer(core)
         for layer in self.gate_tail:
@@ -93,29 +106,6 @@ class SplitGatedMLP:
         if g.norm is not None:
             core, gate = g.bn1(core), g.bn2(gate)
         return g.activation(core) * g.sigmoid(gate)
-
-
-_ELEMENTWISE = (nn.SiLU, nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.Identity)
-
-
-def _same_elementwise(a: nn.Module, b: nn.Module) -> bool:
-    """Whether ``a`` and ``b`` are the same parameter-free elementwise map (an activation of torch or CHGNet's
-    ``ScaledSiLU``, or a dropout that does nothing)."""
-    from chgnet.model.functions import ScaledSiLU
-
-    if type(a) is not type(b) or repr(a) != repr(b):
-        return False
-    if isinstance(a, nn.Dropout):
-        return a.p == 0 and b.p == 0
-    return isinstance(a, (*_ELEMENTWISE, ScaledSiLU))
-
-
-def _gather_sum(first: Tensor, terms: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """``first + sum_k values_k[index_k]`` (row gathers), added in place into ``first``'s own copy."""
-    out = first
-    for values, index in terms:
-        out = out.add_(torch.index_select(values, 0, index))
-    return out
 
 
 def _split_each(layers: Any, kind: type, attr: str, parts: list[int]) -> list[SplitGatedMLP | None] | None:
@@ -178,23 +168,18 @@ class SplitCHGNet:
         self.atom_mlps: list[SplitGatedMLP] = [a for a in atoms if a is not None]
 
     def _atom_conv(self, k: int, atom: Tensor, bond: Tensor, ctx: _Graph) -> Tensor:
-        """``AtomConv.forward`` of layer ``k``."""
-        layer, mlp = self.model.atom_conv_layers[k], self.atom_mlps[k]
-        w_centre, w_bond, w_neighbour = mlp.blocks
-        pre = torch.index_select(F.linear(atom, w_centre), 0, ctx.centre)
-        pre = _gather_sum(pre, [(F.linear(bond, w_bond, mlp.bias), ctx.d2u),
-                                (F.linear(atom, w_neighbour), ctx.neighbour)])  # fmt: skip
-        messages = mlp.finish(pre) * ctx.bond_weight_ag
-        new = _aggregate(messages, ctx.centre, len(atom))
+        """``AtomConv.forward`` of layer ``k``: messages from ``[a_centre, b, a_neighbour]``."""
+        layer = self.model.atom_conv_layers[k]
+        messages = self.atom_mlps[k]([(atom, ctx.centre), (bond, ctx.d2u), (atom, ctx.neighbour)])
+        new = _aggregate(messages * ctx.bond_weight_ag, ctx.centre, len(atom))
         return _residual(layer, new, atom, "atom_norm")
 
-    def _angle_input(self, mlp: SplitGatedMLP, atom: Tensor, bond: Tensor, angle: Tensor, ctx: _Graph) -> Tensor:
-        """The first layer of a ``BondConv`` or ``AngleUpdate`` gated MLP, per angle."""
-        w_i, w_j, w_angle, w_atom = mlp.blocks
+    @staticmethod
+    def _angle_parts(atom: Tensor, bond: Tensor, angle: Tensor, ctx: _Graph) -> list[tuple[Tensor, Tensor | None]]:
+        """The input of a ``BondConv`` or ``AngleUpdate`` gated MLP, ``[b_i, b_j, t, a_centre]`` per angle, the
+        bonds taken from those that angles refer to."""
         used = torch.index_select(bond, 0, ctx.used_bonds)
-        pre = F.linear(angle, w_angle, mlp.bias)
-        return _gather_sum(pre, [(F.linear(used, w_i), ctx.bond_i), (F.linear(used, w_j), ctx.bond_j),
-                                 (F.linear(atom, w_atom), ctx.angle_centre)])  # fmt: skip
+        return [(used, ctx.bond_i), (used, ctx.bond_j), (angle, None), (atom, ctx.angle_centre)]
 
     def energy(self, g: Any) -> tuple[Tensor, Tensor]:
         """Energies of the crystals of the ``chgnet.model.model.BatchedGraph`` ``g`` and their atom counts."""
@@ -209,12 +194,12 @@ class SplitCHGNet:
             bond_mlp = self.bond_mlps[k]
             if angle is None or bond_mlp is None:
                 continue
-            update = bond_mlp.finish(self._angle_input(bond_mlp, atom, bond, angle, ctx)) * ctx.bond_weight_bg
+            update = bond_mlp(self._angle_parts(atom, bond, angle, ctx)) * ctx.bond_weight_bg
             bond = _residual(m.bond_conv_layers[k], _aggregate(update, ctx.bond_owner, len(bond)), bond, "bond_norm")
             angle_mlp = self.angle_mlps[k]
             if angle_mlp is not None:
                 layer = m.angle_layers[k]
-                new = angle_mlp.finish(self._angle_input(angle_mlp, atom, bond, angle, ctx))
+                new = angle_mlp(self._angle_parts(atom, bond, angle, ctx))
                 if layer.resnet:
                     new = new + angle
                 angle = new if layer.angle_norm is None else layer.angle_norm(new)
