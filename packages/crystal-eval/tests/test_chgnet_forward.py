@@ -1,9 +1,10 @@
-"""``crystal_eval.chgnet_forward``: CHGNet's energy with the first layers split, against ``CHGNet._compute``.
+"""``crystal_eval.chgnet_forward``: CHGNet's energy with the first layers split, and the batch of graphs.
 
 The split forward is the same network with float32 sums taken in another order, so every comparison here is
-against CHGNet's own forward on the same batched graph: the shipped 0.3.0 weights on real, rattled and random
-crystals, and small random CHGNets of other architectures (other widths, readouts, norms, activations, layers
-switched off). A model the module does not know is refused and the calculator falls back to ``_compute``.
+against CHGNet's own forward on the same batched graph (and ``batch_graphs`` against CHGNet's
+``BatchedGraph.from_graphs``): the shipped 0.3.0 weights on real, rattled and random crystals, and small random
+CHGNets of other architectures (other widths, readouts, norms, activations, layers switched off). A model the
+module does not know is refused and the calculator falls back to ``_compute``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ pytest.importorskip("chgnet", reason="the optional extra crystal-eval[stability]
 import torch  # noqa: E402
 from chgnet.model import CHGNet  # noqa: E402
 from chgnet.model.model import BatchedGraph  # noqa: E402
-from crystal_eval.chgnet_forward import SplitCHGNet, supports  # noqa: E402
+from crystal_eval.chgnet_forward import SplitCHGNet, batch_graphs, supports  # noqa: E402
 from crystal_eval.io import parse_cif  # noqa: E402
 from crystal_eval.potential import CHGNetBatchCalculator, CHGNetPotential  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
@@ -98,7 +99,7 @@ def test_shipped_model_is_supported_and_matches_its_own_forward(shipped: CHGNet)
 
 def test_a_batch_without_angles(shipped: CHGNet):
     """No bond within 3 A anywhere in the batch: the bond and angle layers are skipped, as by CHGNet."""
-    sparse = [Structure(Lattice.cubic(3.5), ["Na"], [[0, 0, 0]]), Structure(Lattice.cubic(3.4), ["K"], [[0, 0, 0]])]
+    sparse = sparse_crystals()
     assert all(len(shipped.graph_converter(s).bond_graph) == 0 for s in sparse)
     e0, _, s0 = energies_and_gradients(shipped, sparse, split=False)
     e1, _, s1 = energies_and_gradients(shipped, sparse, split=True)
@@ -170,3 +171,43 @@ def test_the_calculator_gives_the_same_relaxation_inputs_either_way(shipped: CHG
         assert g.energy_per_atom == pytest.approx(float(ref["e"]), abs=2e-5)
         assert np.abs(g.forces - ref["f"]).max() < 1e-5 * np.abs(ref["f"]).max() + 1e-4
         assert np.abs(g.stress * 160.21766208 - ref["s"]).max() < 1e-5 * np.abs(ref["s"]).max() + 1e-3  # GPa
+
+
+def sparse_crystals() -> list[Structure]:
+    """Two crystals without a bond within 3 A (no angles), one of them with a force on its atoms."""
+    return [Structure(Lattice.cubic(3.5), ["Na"], [[0, 0, 0]]),
+            Structure(Lattice.orthorhombic(5.0, 5.6, 6.2), ["K", "K"], [[0, 0, 0], [0.45, 0.35, 0.3]])]  # fmt: skip
+
+
+@pytest.mark.parametrize("angles", [True, False], ids=["mixed batch", "no angles at all"])
+def test_batch_graphs_is_chgnets_batched_graph(shipped: CHGNet, angles: bool):
+    """The same indices exactly, the same bases and volumes to float32 rounding, and the same derivatives of the
+    bases with respect to the positions and strains (a batch with angles and one crystal without, and a batch
+    without any)."""
+    structures = crystals()[:12] if angles else sparse_crystals()
+    graphs = [shipped.graph_converter(s) for s in structures]
+    assert all(len(g.bond_graph) == 0 for g in graphs) != angles
+    with torch.enable_grad():
+        ref = BatchedGraph.from_graphs(graphs, shipped.bond_basis_expansion, shipped.angle_basis_expansion,
+                                       compute_stress=True)  # fmt: skip
+        got = batch_graphs(shipped, graphs)
+        for name in ("atomic_numbers", "atom_owners", "batched_atom_graph", "directed2undirected",
+                     "batched_bond_graph"):  # fmt: skip
+            assert torch.equal(getattr(got, name).long(), getattr(ref, name).long()), name
+        for name in ("bond_bases_ag", "bond_bases_bg", "angle_bases", "volumes"):
+            a, b = getattr(got, name), getattr(ref, name)
+            assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+        assert got.atoms_per_crystal == [len(s) for s in structures]
+        assert torch.allclose(got.positions, torch.cat(ref.atom_positions), rtol=1e-6, atol=1e-5)
+        weights = [torch.linspace(0.5, 1.5, b.shape[1]) for b in (ref.bond_bases_ag, ref.bond_bases_bg)]
+
+        def scalar(batch):  # a function of every basis, weighted so that no derivative cancels by symmetry
+            out = (batch.bond_bases_ag * weights[0]).sum() + (batch.bond_bases_bg * weights[1]).sum()
+            return out + (batch.angle_bases.sum() if len(batch.angle_bases) else 0.0)
+
+        d_ref = torch.autograd.grad(scalar(ref), [*ref.atom_positions, *ref.strains])
+        d_got = torch.autograd.grad(scalar(got), [got.positions, got.strains])
+    k = len(structures)
+    assert torch.allclose(torch.cat(d_ref[:k]), d_got[0], rtol=1e-4, atol=1e-4)
+    assert torch.allclose(torch.stack(d_ref[k:]), d_got[1], rtol=1e-4, atol=1e-3)
+    assert d_got[0].abs().max() > 0.1 and d_got[1].abs().max() > 0.1

@@ -2,7 +2,7 @@
 
 Every convolution of CHGNet (Deng et al., Nat. Mach. Intell. 5, 1031 (2023); chgnet 0.4.2,
 ``chgnet.model.layers``) gathers the features of a message's parts, concatenates them and feeds the row to a
-gated MLP whose first layer is linear::
+gated MLP whose first layers (of its core and of its gate) are linear::
 
     AtomConv, per directed bond (i, j):       x = [a_i, b_ij, a_j]            (atoms a, undirected bonds b)
     BondConv and AngleUpdate, per angle:      x = [b_i, b_j, t_ijk, a_c]      (angles t, centre atom c)
@@ -10,15 +10,17 @@ gated MLP whose first layer is linear::
 
 A linear map of a concatenation is the sum of the linear maps of its parts,
 ``W [u, v, z] = W_u u + W_v v + W_z z``, and a gather commutes with a linear map, ``(W a)[i] = W (a[i])``. So
-the first layer (of the core and the gate together) is applied once per atom and once per bond, and the
-results are gathered and added per message; only the angle part is multiplied per angle. With CHGNet 0.3.0
-on generated crystals (about 75 directed bonds per atom within 6 A and as many angles as bonds) that is
-1.5-1.9 times less CPU time for a forward and backward pass (``benchmarks/chgnet_forward_bench.py``).
+:class:`SplitCHGNet` applies each first layer once per atom and once per bond, and gathers and adds the results
+per message; only the angle part is multiplied per angle. CHGNet 0.3.0 on generated crystals has about 75
+directed bonds within 6 A per atom and as many angles as directed bonds, so most of its multiply-adds were these
+first layers. :func:`batch_graphs` assembles the batch of crystal graphs (``BatchedGraph.from_graphs``) with one
+tensor operation per step for all crystals instead of one per crystal. Figures:
+``benchmarks/chgnet_forward_bench.py``.
 
 The weights, the layer order and every other operation are CHGNet's own modules, called as CHGNet calls
 them; only float32 sums are taken in another order, so energies agree with ``CHGNet._compute`` to about
 1e-6 eV/atom and forces to about 1e-5 of their size (``tests/test_chgnet_forward.py``). :func:`supports`
-says whether a model has the layers this module knows; :class:`SplitCHGNet` computes the energy.
+says whether a model has the layers this module knows.
 """
 
 from __future__ import annotations
@@ -261,3 +263,107 @@ def _residual(layer: nn.Module, new: Tensor, old: Tensor, norm: str) -> Tensor:
         new = new + old
     norm_layer: Callable[[Tensor], Tensor] | None = getattr(layer, norm)
     return new if norm_layer is None else norm_layer(new)
+
+
+# ----------------------------------------------------------------------------- the batch of graphs
+
+
+@dataclass
+class GraphBatch:
+    """What ``chgnet.model.model.BatchedGraph.from_graphs(..., compute_stress=True)`` makes of a list of crystal
+    graphs, assembled with one tensor operation per step for the whole batch instead of one per crystal.
+
+    ``positions`` (all atoms, Cartesian, A) and ``strains`` (one 3x3 per crystal) are what forces and stresses
+    are taken against: ``-dE/d positions`` and ``(1/V) dE/d strains``. The other fields carry
+    ``BatchedGraph``'s names and meaning, so :meth:`SplitCHGNet.energy` reads either.
+    """
+
+    atomic_numbers: Tensor
+    atom_owners: Tensor
+    atoms_per_crystal: list[int]
+    positions: Tensor
+    strains: Tensor
+    volumes: Tensor
+    bond_bases_ag: Tensor
+    bond_bases_bg: Tensor
+    angle_bases: Tensor
+    batched_atom_graph: Tensor
+    directed2undirected: Tensor
+    batched_bond_graph: Tensor
+
+
+def _offsets(counts: list[int]) -> list[int]:
+    """The start of each block of a concatenation of blocks of ``counts`` rows."""
+    out, total = [], 0
+    for n in counts:
+        out.append(total)
+        total += n
+    return out
+
+
+def _owners(counts: list[int]) -> Tensor:
+    """The block index of every row of a concatenation of blocks of ``counts`` rows."""
+    return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
+
+
+def batch_graphs(model: nn.Module, graphs: list[Any]) -> GraphBatch:
+    """The batch of CHGNet crystal graphs ``graphs`` with its bond and angle bases, differentiable in the atom
+    positions and the strains, as ``BatchedGraph.from_graphs(graphs, ..., compute_stress=True)`` computes them
+    (chgnet 0.4.2, ``chgnet.model.encoders.BondEncoder.forward``): the strained lattice ``L (1 + e)``, Cartesian
+    positions ``f L (1 + e)``, bond vectors ``r_i - (r_j + n L (1 + e))`` with the neighbour's image ``n``, their
+    lengths' radial bases (undirected bonds) and the angles' Fourier bases. The same numbers up to float32
+    rounding (``tests/test_chgnet_forward.py``)."""
+    n_atoms = [int(g.atomic_number.shape[0]) for g in graphs]
+    atom_graphs = [g.atom_graph.reshape(-1, 2) for g in graphs]
+    n_directed = [len(a) for a in atom_graphs]
+    n_undirected = [len(g.undirected2directed) for g in graphs]
+    atom_at, directed_at, undirected_at = _offsets(n_atoms), _offsets(n_directed), _offsets(n_undirected)
+    atom_owner, edge_owner = _owners(n_atoms), _owners(n_directed)
+
+    lattices = torch.stack([g.lattice for g in graphs])
+    strains = lattices.new_zeros(lattices.shape).requires_grad_(True)
+    strained = lattices @ (torch.eye(3, dtype=lattices.dtype) + strains)
+    volumes = (strained[:, 0] * torch.linalg.cross(strained[:, 1], strained[:, 2])).sum(dim=1).detach()
+    frac = torch.cat([g.atom_frac_coord for g in graphs])
+    positions = torch.bmm(frac.unsqueeze(1), strained[atom_owner]).squeeze(1)
+
+    atom_graph = torch.cat([a + off for a, off in zip(atom_graphs, atom_at, strict=True)])
+    image = torch.cat([g.neighbor_image for g in graphs]).to(lattices.dtype)
+    shift = torch.bmm(image.unsqueeze(1), strained[edge_owner]).squeeze(1)
+    bond_vectors = positions[atom_graph[:, 0]] - (positions[atom_graph[:, 1]] + shift)
+    lengths = torch.norm(bond_vectors, dim=1)
+    bond_vectors = bond_vectors / lengths[:, None]
+    u2d = torch.cat([g.undirected2directed + off for g, off in zip(graphs, directed_at, strict=True)])
+    undirected_lengths = torch.index_select(lengths, 0, u2d)
+    encoder = model.bond_basis_expansion
+    bases_ag, bases_bg = encoder.rbf_expansion_ag(undirected_lengths), encoder.rbf_expansion_bg(undirected_lengths)
+
+    with_angles = [k for k, g in enumerate(graphs) if len(g.bond_graph) != 0]
+    if with_angles:
+        bond_graph = torch.cat([graphs[k].bond_graph for k in with_angles])
+        directed_shift = torch.cat([torch.full((len(graphs[k].bond_graph),), directed_at[k]) for k in with_angles])
+        atom_shift = torch.cat([torch.full((len(graphs[k].bond_graph),), atom_at[k]) for k in with_angles])
+        undirected_shift = torch.cat([torch.full((len(graphs[k].bond_graph),), undirected_at[k])
+                                      for k in with_angles])  # fmt: skip
+        atom_shift, undirected_shift = atom_shift.to(bond_graph.dtype), undirected_shift.to(bond_graph.dtype)
+        angle_bases = model.angle_basis_expansion(bond_vectors[bond_graph[:, 2] + directed_shift],
+                                                  bond_vectors[bond_graph[:, 4] + directed_shift])  # fmt: skip
+        batched_bond_graph = torch.stack([bond_graph[:, 0] + atom_shift, bond_graph[:, 1] + undirected_shift,
+                                          bond_graph[:, 3] + undirected_shift], dim=1)  # fmt: skip
+    else:
+        angle_bases, batched_bond_graph = torch.tensor([]), torch.tensor([])
+    return GraphBatch(
+        atomic_numbers=torch.cat([g.atomic_number for g in graphs]),
+        atom_owners=atom_owner.to(torch.int32),
+        atoms_per_crystal=n_atoms,
+        positions=positions,
+        strains=strains,
+        volumes=volumes,
+        bond_bases_ag=bases_ag,
+        bond_bases_bg=bases_bg,
+        angle_bases=angle_bases,
+        batched_atom_graph=atom_graph,
+        directed2undirected=torch.cat([g.directed2undirected + off for g, off in zip(graphs, undirected_at,
+                                                                                      strict=True)]),  # fmt: skip
+        batched_bond_graph=batched_bond_graph,
+    )

@@ -269,10 +269,11 @@ class CHGNetBatchCalculator:
     energy with respect to every crystal's atom positions and strain, without a double-backward graph.
     CHGNet's own ``forward(task="efs")`` takes two backward passes (forces, then stress), each building
     the graph for second derivatives (``create_graph=True``, for training); the values are the same.
-    Forces are ``-dE/dr``, the stress ``(1/V) dE/dstrain`` in eV/Å^3 (ASE's convention). Uses CHGNet's
-    ``BatchedGraph`` and, with ``split_layers`` (default, where :func:`crystal_eval.chgnet_forward.supports`
-    the model), :class:`~crystal_eval.chgnet_forward.SplitCHGNet` for the energy, otherwise ``CHGNet._compute``
-    (chgnet 0.4.2, pinned; tests compare both with ``predict_graph``).
+    Forces are ``-dE/dr``, the stress ``(1/V) dE/dstrain`` in eV/Å^3 (ASE's convention). With ``split_layers``
+    (default, where :func:`crystal_eval.chgnet_forward.supports` the model) the batch is assembled by
+    :func:`~crystal_eval.chgnet_forward.batch_graphs` and the energy computed by
+    :class:`~crystal_eval.chgnet_forward.SplitCHGNet`; otherwise by CHGNet's ``BatchedGraph.from_graphs`` and
+    ``CHGNet._compute`` (chgnet 0.4.2, pinned; tests compare both with ``predict_structure``).
     """
 
     def __init__(self, model: Any, split_layers: bool = True) -> None:
@@ -300,23 +301,19 @@ class CHGNetBatchCalculator:
         import torch
         from chgnet.model.model import BatchedGraph
 
+        if self.split is not None:
+            return self._evaluate_split(self.split, graphs)
         m = self.model
         with torch.enable_grad():
             bg = BatchedGraph.from_graphs(
                 list(graphs), bond_basis_expansion=m.bond_basis_expansion,
                 angle_basis_expansion=m.angle_basis_expansion, compute_stress=True,
             )  # fmt: skip
-            if self.split is not None:
-                energy, n_atoms = self.split.energy(bg)
-            else:
-                pred = m._compute(bg, compute_force=False, compute_stress=False)
-                energy, n_atoms = pred["e"], pred["atoms_per_graph"]
-            # energy: eV/atom for the intensive CHGNet 0.3.0, else eV per cell
+            pred = m._compute(bg, compute_force=False, compute_stress=False)
+            energy, n_atoms = pred["e"], pred["atoms_per_graph"]  # eV/atom for the intensive CHGNet 0.3.0
             total = (energy * n_atoms).sum() if m.is_intensive else energy.sum()
             grads = torch.autograd.grad(total, [*bg.atom_positions, *bg.strains])
-        comp = m.composition_model(list(graphs)) if m.composition_model is not None else 0.0
-        per_atom = (energy if m.is_intensive else energy / n_atoms) + (comp if m.is_intensive else comp / n_atoms)
-        per_atom = per_atom.detach().double().numpy()
+        per_atom = self._energy_per_atom(graphs, energy, n_atoms)
         k = len(graphs)
         volumes = bg.volumes.detach().double().numpy()
         return [
@@ -324,6 +321,30 @@ class CHGNetBatchCalculator:
                                grads[k + i].double().numpy() / volumes[i])  # fmt: skip
             for i in range(k)
         ]
+
+    def _energy_per_atom(self, graphs: Sequence[Any], energy: Any, n_atoms: Any) -> np.ndarray:
+        """CHGNet's energies (eV/atom) with its composition model's reference energies added."""
+        m = self.model
+        comp = m.composition_model(list(graphs)) if m.composition_model is not None else 0.0
+        per_atom = (energy if m.is_intensive else energy / n_atoms) + (comp if m.is_intensive else comp / n_atoms)
+        return per_atom.detach().double().numpy()
+
+    def _evaluate_split(self, split: Any, graphs: Sequence[Any]) -> list[EnergyForcesStress]:
+        """:meth:`evaluate` with :func:`~crystal_eval.chgnet_forward.batch_graphs` and ``split`` (a
+        :class:`~crystal_eval.chgnet_forward.SplitCHGNet`): one backward pass to all positions and strains."""
+        import torch
+
+        from crystal_eval.chgnet_forward import batch_graphs
+
+        with torch.enable_grad():
+            batch = batch_graphs(self.model, list(graphs))
+            energy, n_atoms = split.energy(batch)
+            total = (energy * n_atoms).sum() if self.model.is_intensive else energy.sum()
+            d_positions, d_strains = torch.autograd.grad(total, [batch.positions, batch.strains])
+        per_atom = self._energy_per_atom(graphs, energy, n_atoms)
+        forces = torch.split(-d_positions.detach().double(), batch.atoms_per_crystal)
+        stresses = d_strains.detach().double().numpy() / batch.volumes.double().numpy()[:, None, None]
+        return [EnergyForcesStress(float(per_atom[i]), forces[i].numpy(), stresses[i]) for i in range(len(graphs))]
 
 
 # ----------------------------------------------------------------------------- any ASE calculator
