@@ -1,5 +1,4 @@
-"""CHGNet's forward and backward pass, ``CHGNet._compute`` against ``crystal_eval.chgnet_forward``: alone and in
-relaxations.
+"""CHGNet's forward and backward pass, CHGNet's own against ``crystal_eval.chgnet_forward``: alone and in relaxations.
 
     crystal-ar sample -n 40 --seed 0 --cif none -o /tmp/s40
     python benchmarks/chgnet_forward_bench.py /tmp/s40/samples.extxyz [--n 24] [--steps 100] [--repeats 2]
@@ -9,11 +8,14 @@ as primitive cells (what ``crystal-eval --stability`` relaxes by default), it pr
 
 1. the size of their batched CHGNet graph (atoms, directed bonds within 6 A, angles);
 2. the CPU time of one batched evaluation of energies, forces and stresses (``CHGNetBatchCalculator.evaluate``,
-   graphs built beforehand) with each forward, alternating, the median of ``--rounds`` rounds each, and the
-   largest differences between the two;
+   crystal graphs built beforehand) on each path, alternating, the median of ``--rounds`` rounds each, and the
+   largest differences between the two. The paths: ``CHGNet._compute`` on ``BatchedGraph.from_graphs``
+   (``split_layers=False``), and ``chgnet_forward.SplitCHGNet`` on ``chgnet_forward.batch_graphs`` (the default);
 3. the CPU time of a batched FIRE relaxation of all of them (``--steps`` steps at most, fmax 0.05 eV/A, no time
    limit) with each forward, alternating ``--repeats`` times, with the FIRE steps taken and the crystals
-   converged, and how far the two forwards' relaxed energies lie apart.
+   converged, and how far the two forwards' relaxed energies lie apart, for the crystals converged with both and
+   for the others: far from a minimum, FIRE amplifies float32 rounding, so two relaxations of the same crystal
+   that differ only in the order of the sums can part ways and stop at different points or minima.
 """
 
 from __future__ import annotations
@@ -73,23 +75,29 @@ def main() -> None:
     print(f"largest differences: energy {de:.2e} eV/atom, force {df:.2e} eV/A (largest force {fmax:.1f}), "
           f"stress {ds:.2e} eV/A^3")
 
-    energies: dict[str, list[float | None]] = {}
+    outcomes: dict[str, list] = {}
     for rep in range(args.repeats):
         for name, pot in potentials.items():
             t = time.process_time()
             out = pot.relax_batch(structures, 0.05, args.steps)
             cpu = time.process_time() - t
-            energies.setdefault(name, [getattr(o, "energy_per_atom", None) for o in out])
+            outcomes.setdefault(name, out)
             steps = sum(getattr(o, "steps", 0) for o in out)
             converged = sum(bool(getattr(o, "converged", False)) for o in out)
             print(f"relaxation {rep + 1}, {name:15s}: {cpu:7.2f} s of CPU, {steps} FIRE steps, "
                   f"{converged}/{len(out)} converged", flush=True)  # fmt: skip
-    pairs = [(a, b) for a, b in zip(energies["CHGNet._compute"], energies["chgnet_forward"], strict=True)
-             if a is not None and b is not None]  # fmt: skip
-    gaps = sorted(abs(a - b) for a, b in pairs)
-    print(f"relaxed energies, chgnet_forward against CHGNet._compute ({len(pairs)} crystals): median difference "
-          f"{statistics.median(gaps):.1e} eV/atom, largest {gaps[-1]:.1e}, {sum(g > 1e-3 for g in gaps)} above 1e-3")
-
+    # Far from a minimum, a relaxation amplifies float32 rounding: compare crystals by outcome.
+    groups: dict[str, list[float]] = {"converged with both": [], "stopped at the step cap with either": []}
+    for a, b in zip(outcomes["CHGNet._compute"], outcomes["chgnet_forward"], strict=True):
+        if not (hasattr(a, "energy_per_atom") and hasattr(b, "energy_per_atom")):
+            continue
+        key = "converged with both" if a.converged and b.converged else "stopped at the step cap with either"
+        groups[key].append(abs(a.energy_per_atom - b.energy_per_atom))
+    for key, gaps in groups.items():
+        if gaps:
+            print(f"relaxed energies, chgnet_forward against CHGNet._compute, {key} ({len(gaps)} crystals): "
+                  f"median difference {statistics.median(gaps):.1e} eV/atom, largest {max(gaps):.1e}, "
+                  f"{sum(g > 1e-3 for g in gaps)} above 1e-3")
 
 if __name__ == "__main__":
     main()
