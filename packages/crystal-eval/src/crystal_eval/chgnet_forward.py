@@ -156,9 +156,9 @@ def supports(model: nn.Module) -> bool:
 class SplitCHGNet:
     """CHGNet's energy (``CHGNet._compute``'s ``"e"``) with the first layers applied before the gathers.
 
-    ``energy(batched_graph)`` returns the energy per crystal (eV/atom for an intensive model, as
-    ``_compute``) and the atoms per crystal; gradients flow to the graph's atom positions and strains as
-    through ``_compute``. Raises ValueError for a model that :func:`supports` rejects.
+    ``energy(batch)`` returns the energy per crystal (eV/atom for an intensive model, as ``_compute``) and the
+    atoms per crystal; gradients flow to the batch's atom positions and strains as through ``_compute``. Raises
+    ValueError for a model that :func:`supports` rejects.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -184,7 +184,8 @@ class SplitCHGNet:
         return [(used, ctx.bond_i), (used, ctx.bond_j), (angle, None), (atom, ctx.angle_centre)]
 
     def energy(self, g: Any) -> tuple[Tensor, Tensor]:
-        """Energies of the crystals of the ``chgnet.model.model.BatchedGraph`` ``g`` and their atom counts."""
+        """Energies of the crystals of the batch ``g`` (a :class:`GraphBatch` or chgnet's ``BatchedGraph``) and their
+        atom counts."""
         m = self.model
         atoms_per_graph = torch.bincount(g.atom_owners)
         atom = m.atom_embedding(g.atomic_numbers - 1)

@@ -194,9 +194,9 @@ class CHGNetPotential:
 
     Energies are CHGNet's per-atom energies, which are on the scale of MP2020-corrected GGA/GGA+U total
     energies (the MPtrj training targets). ``batch_size`` and ``batch_atoms`` bound the crystals relaxed
-    together by :meth:`relax_batch`; ``split_layers`` (default) evaluates them with
-    :class:`crystal_eval.chgnet_forward.SplitCHGNet` (the same network, fewer flops, float32 sums in another
-    order), False with ``CHGNet._compute``. Single points always use CHGNet's ``predict_graph``.
+    together by :meth:`relax_batch`; ``split_layers`` (default) evaluates them with :mod:`crystal_eval.chgnet_forward`
+    (the same network, half the CPU time, float32 sums in another order), False with CHGNet's ``BatchedGraph`` and
+    ``_compute``. Single points always use CHGNet's ``predict_graph``.
     """
 
     def __init__(self, model_name: str = "0.3.0", threads: int = 1, batch_size: int = 32,
