@@ -160,6 +160,17 @@ def test_unknown_models_are_refused_and_the_calculator_falls_back(shipped: CHGNe
     assert CHGNetBatchCalculator(shipped, split_layers=False).split is None
 
 
+def test_another_chgnet_version_is_not_trusted(shipped: CHGNet, monkeypatch: pytest.MonkeyPatch):
+    """The module reimplements chgnet 0.4.2's forward and batching: with another installed version the calculator
+    uses CHGNet's own."""
+    import crystal_eval.chgnet_graph as chgnet_graph
+
+    assert supports(shipped)
+    monkeypatch.setattr(chgnet_graph, "_chgnet_version", lambda: "0.5.0")
+    assert not supports(shipped)
+    assert CHGNetBatchCalculator(shipped).split is None
+
+
 @pytest.mark.parametrize("split", [True, False])
 def test_the_calculator_gives_the_same_relaxation_inputs_either_way(shipped: CHGNet, split: bool):
     """``CHGNetBatchCalculator`` with and without the split layers against CHGNet's ``predict_structure``."""

@@ -144,11 +144,17 @@ def _split_layers(model: nn.Module) -> tuple[list[SplitGatedMLP | None], ...] | 
 
 
 def supports(model: nn.Module) -> bool:
-    """Whether :class:`SplitCHGNet` computes ``model``'s energy: a CHGNet in evaluation mode whose convolutions
-    are chgnet's ``AtomConv``, ``BondConv`` and ``AngleUpdate`` with gated MLPs that start with a linear layer."""
+    """Whether :class:`SplitCHGNet` computes ``model``'s energy: the installed chgnet is one this module was checked
+    against (``crystal_eval.chgnet_graph.SUPPORTED_CHGNET``), and ``model`` is a CHGNet in evaluation mode whose
+    convolutions are chgnet's ``AtomConv``, ``BondConv`` and ``AngleUpdate`` with gated MLPs that start with a
+    linear layer."""
     try:
         from chgnet.model import CHGNet
     except ImportError:
+        return False
+    from crystal_eval import chgnet_graph
+
+    if chgnet_graph._chgnet_version() not in chgnet_graph.SUPPORTED_CHGNET:
         return False
     return isinstance(model, CHGNet) and not model.training and _split_layers(model) is not None
 
