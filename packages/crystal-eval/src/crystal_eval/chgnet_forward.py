@@ -143,20 +143,27 @@ def _split_layers(model: nn.Module) -> tuple[list[SplitGatedMLP | None], ...] | 
     return atoms, bonds, angles
 
 
+def _checked_layers(model: nn.Module) -> tuple[list[SplitGatedMLP | None], ...] | None:
+    """:func:`_split_layers` of ``model`` when :func:`supports` holds, else None."""
+    try:
+        from chgnet.model import CHGNet
+    except ImportError:
+        return None
+    from crystal_eval import chgnet_graph
+
+    if chgnet_graph._chgnet_version() not in chgnet_graph.SUPPORTED_CHGNET:
+        return None
+    if not isinstance(model, CHGNet) or model.training:
+        return None
+    return _split_layers(model)
+
+
 def supports(model: nn.Module) -> bool:
     """Whether :class:`SplitCHGNet` computes ``model``'s energy: the installed chgnet is one this module was checked
     against (``crystal_eval.chgnet_graph.SUPPORTED_CHGNET``), and ``model`` is a CHGNet in evaluation mode whose
     convolutions are chgnet's ``AtomConv``, ``BondConv`` and ``AngleUpdate`` with gated MLPs that start with a
     linear layer."""
-    try:
-        from chgnet.model import CHGNet
-    except ImportError:
-        return False
-    from crystal_eval import chgnet_graph
-
-    if chgnet_graph._chgnet_version() not in chgnet_graph.SUPPORTED_CHGNET:
-        return False
-    return isinstance(model, CHGNet) and not model.training and _split_layers(model) is not None
+    return _checked_layers(model) is not None
 
 
 class SplitCHGNet:
@@ -164,16 +171,24 @@ class SplitCHGNet:
 
     ``energy(batch)`` returns the energy per crystal (eV/atom for an intensive model, as ``_compute``) and the
     atoms per crystal; gradients flow to the batch's atom positions and strains as through ``_compute``. Raises
-    ValueError for a model that :func:`supports` rejects.
+    ValueError for a model that :func:`supports` rejects (:meth:`of` returns None instead).
     """
 
     def __init__(self, model: nn.Module) -> None:
-        layers = _split_layers(model) if supports(model) else None
+        layers = _checked_layers(model)
         if layers is None:
             raise ValueError("SplitCHGNet needs a CHGNet in evaluation mode with chgnet 0.4's convolution layers")
         self.model = model
         atoms, self.bond_mlps, self.angle_mlps = layers
         self.atom_mlps: list[SplitGatedMLP] = [a for a in atoms if a is not None]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> SplitCHGNet | None:
+        """``SplitCHGNet(model)``, or None for a model that :func:`supports` rejects."""
+        try:
+            return cls(model)
+        except ValueError:  # the only error __init__ raises: the model is not supported
+            return None
 
     def _atom_conv(self, k: int, atom: Tensor, bond: Tensor, ctx: _Graph) -> Tensor:
         """``AtomConv.forward`` of layer ``k``: messages from ``[a_centre, b, a_neighbour]``."""
@@ -345,18 +360,19 @@ def batch_graphs(model: nn.Module, graphs: list[Any]) -> GraphBatch:
     encoder = model.bond_basis_expansion
     bases_ag, bases_bg = encoder.rbf_expansion_ag(undirected_lengths), encoder.rbf_expansion_bg(undirected_lengths)
 
-    with_angles = [k for k, g in enumerate(graphs) if len(g.bond_graph) != 0]
-    if with_angles:
-        bond_graph = torch.cat([graphs[k].bond_graph for k in with_angles])
-        directed_shift = torch.cat([torch.full((len(graphs[k].bond_graph),), directed_at[k]) for k in with_angles])
-        atom_shift = torch.cat([torch.full((len(graphs[k].bond_graph),), atom_at[k]) for k in with_angles])
-        undirected_shift = torch.cat([torch.full((len(graphs[k].bond_graph),), undirected_at[k])
-                                      for k in with_angles])  # fmt: skip
-        atom_shift, undirected_shift = atom_shift.to(bond_graph.dtype), undirected_shift.to(bond_graph.dtype)
-        angle_bases = model.angle_basis_expansion(bond_vectors[bond_graph[:, 2] + directed_shift],
-                                                  bond_vectors[bond_graph[:, 4] + directed_shift])  # fmt: skip
-        batched_bond_graph = torch.stack([bond_graph[:, 0] + atom_shift, bond_graph[:, 1] + undirected_shift,
-                                          bond_graph[:, 3] + undirected_shift], dim=1)  # fmt: skip
+    n_angles = [len(g.bond_graph) for g in graphs]
+    if sum(n_angles):
+        bond_graph = torch.cat([g.bond_graph for g, n in zip(graphs, n_angles, strict=True) if n])
+        angle_owner = _owners(n_angles)  # the crystal of every angle; crystals without angles own none
+
+        def shift(offsets: list[int]) -> Tensor:  # each angle's crystal's offset, as bond_graph's integers
+            return torch.tensor(offsets, dtype=bond_graph.dtype)[angle_owner]
+
+        directed, undirected = shift(directed_at), shift(undirected_at)
+        angle_bases = model.angle_basis_expansion(bond_vectors[bond_graph[:, 2] + directed],
+                                                  bond_vectors[bond_graph[:, 4] + directed])  # fmt: skip
+        batched_bond_graph = torch.stack([bond_graph[:, 0] + shift(atom_at), bond_graph[:, 1] + undirected,
+                                          bond_graph[:, 3] + undirected], dim=1)  # fmt: skip
     else:
         angle_bases, batched_bond_graph = torch.tensor([]), torch.tensor([])
     return GraphBatch(

@@ -277,10 +277,10 @@ class CHGNetBatchCalculator:
     """
 
     def __init__(self, model: Any, split_layers: bool = True) -> None:
-        from crystal_eval.chgnet_forward import SplitCHGNet, supports
+        from crystal_eval.chgnet_forward import SplitCHGNet
 
         self.model = model
-        self.split = SplitCHGNet(model) if split_layers and supports(model) else None
+        self.split = SplitCHGNet.of(model) if split_layers else None
 
     def prepare(self, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> Any:
         """CHGNet's crystal graph (raises for an atom with no neighbour within the 6 Å cutoff;
