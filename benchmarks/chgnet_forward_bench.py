@@ -86,6 +86,8 @@ def main() -> None:
             converged = sum(bool(getattr(o, "converged", False)) for o in out)
             print(f"relaxation {rep + 1}, {name:15s}: {cpu:7.2f} s of CPU, {steps} FIRE steps, "
                   f"{converged}/{len(out)} converged", flush=True)  # fmt: skip
+    if not outcomes:  # --repeats 0
+        return
     # Far from a minimum, a relaxation amplifies float32 rounding: compare crystals by outcome.
     groups: dict[str, list[float]] = {"converged with both": [], "stopped at the step cap with either": []}
     for a, b in zip(outcomes["CHGNet._compute"], outcomes["chgnet_forward"], strict=True):
